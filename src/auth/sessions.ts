@@ -1,0 +1,148 @@
+// Sessions: records in the `session` table (so they survive a restart, as in xapi),
+// with the hot path — checking a session on every call — served from memory.
+// last_active is kept in memory and written back at most once a minute per session.
+import { randomUUID } from 'node:crypto';
+import type { ObjectStore } from '../db/store.js';
+import { newRef } from '../db/store.js';
+import { fail } from '../api/errors.js';
+import { formatDateTime } from '../rpc/datetime.js';
+import { hashPassword, verifyPassword } from './passwords.js';
+
+export interface SessionInfo {
+  ref: string;
+  uname: string;
+  originator: string;
+  lastActive: number;
+  /** When last_active was last written to the database. */
+  persistedAt: number;
+  /** Sessions made by slave_local_login live only in memory. */
+  localOnly: boolean;
+}
+
+export interface SessionOptions {
+  /** Idle time after which a session expires (ms). */
+  idleTimeoutMs: number;
+  /** Most sessions one user may hold; the oldest idle ones go first. */
+  maxPerUser: number;
+  /** Pause before answering a failed login (ms). */
+  authFailureDelayMs: number;
+}
+
+const PERSIST_EVERY_MS = 60_000;
+
+export class SessionManager {
+  private readonly live = new Map<string, SessionInfo>();
+  private readonly hostRef: () => string;
+
+  constructor(private readonly store: ObjectStore, private readonly opts: SessionOptions, hostRef: () => string) {
+    this.hostRef = hostRef;
+    const rows = store.db.prepare('SELECT s.ref, s.last_active, a.uname, a.originator FROM "session" s JOIN "_session_auth" a ON a.ref = s.ref').all() as
+      Array<{ ref: string; last_active: string; uname: string; originator: string }>;
+    for (const r of rows) {
+      const t = parseStamp(r.last_active);
+      this.live.set(r.ref, { ref: r.ref, uname: r.uname, originator: r.originator, lastActive: t, persistedAt: t, localOnly: false });
+    }
+  }
+
+  hasPassword(uname: string): boolean {
+    return this.store.db.prepare('SELECT 1 FROM "_passwords" WHERE uname = ?').get(uname) !== undefined;
+  }
+
+  async setPassword(uname: string, password: string): Promise<void> {
+    const hash = await hashPassword(password);
+    this.store.db.prepare('INSERT INTO "_passwords" (uname, hash) VALUES (?, ?) ON CONFLICT(uname) DO UPDATE SET hash = excluded.hash').run(uname, hash);
+  }
+
+  async checkPassword(uname: string, password: string): Promise<boolean> {
+    const row = this.store.db.prepare('SELECT hash FROM "_passwords" WHERE uname = ?').get(uname) as { hash: string } | undefined;
+    return row ? verifyPassword(password, row.hash) : false;
+  }
+
+  /** Checks credentials (unless trusted, as on the local socket) and opens a session. */
+  async login(uname: string, password: string, originator: string, opts: { trusted: boolean; localOnly?: boolean }): Promise<string> {
+    if (!opts.trusted && !(await this.checkPassword(uname, password))) {
+      await new Promise((r) => setTimeout(r, opts.localOnly ? 0 : this.opts.authFailureDelayMs));
+      fail('SESSION_AUTHENTICATION_FAILED', uname, 'Authentication failure');
+    }
+    if (opts.trusted && !this.hasPassword(uname)) fail('SESSION_AUTHENTICATION_FAILED', uname, 'No such user');
+    const ref = newRef();
+    const t = Date.now();
+    const info: SessionInfo = { ref, uname, originator, lastActive: t, persistedAt: t, localOnly: !!opts.localOnly };
+    if (!info.localOnly) {
+      this.store.tx(() => {
+        this.store.create('session', {
+          uuid: randomUUID(), this_host: this.hostRef(), last_active: formatDateTime(new Date(t)), pool: false,
+        }, ref);
+        this.store.db.prepare('INSERT INTO "_session_auth" (ref, uname, originator) VALUES (?, ?, ?)').run(ref, uname, originator);
+      });
+    }
+    this.live.set(ref, info);
+    this.enforceLimit(uname);
+    return ref;
+  }
+
+  /** The session behind a call; SESSION_INVALID if unknown or expired. */
+  check(ref: unknown): SessionInfo {
+    const s = typeof ref === 'string' ? this.live.get(ref) : undefined;
+    if (!s) fail('SESSION_INVALID', ref);
+    const t = Date.now();
+    if (t - s.lastActive > this.opts.idleTimeoutMs) {
+      this.destroy(s.ref);
+      fail('SESSION_INVALID', ref);
+    }
+    s.lastActive = t;
+    if (!s.localOnly && t - s.persistedAt > PERSIST_EVERY_MS) this.persist(s);
+    return s;
+  }
+
+  private persist(s: SessionInfo): void {
+    s.persistedAt = s.lastActive;
+    if (this.store.exists('session', s.ref)) {
+      this.store.update('session', s.ref, { last_active: formatDateTime(new Date(s.lastActive)) });
+    }
+  }
+
+  destroy(ref: string): void {
+    const s = this.live.get(ref);
+    this.live.delete(ref);
+    if (!s || s.localOnly) return;
+    this.store.tx(() => {
+      if (this.store.exists('session', ref)) this.store.destroy('session', ref);
+      this.store.db.prepare('DELETE FROM "_session_auth" WHERE ref = ?').run(ref);
+    });
+  }
+
+  isLocalOnly(ref: string): boolean {
+    return this.live.get(ref)?.localOnly ?? false;
+  }
+
+  /** Current last_active of a session, as the record should show it. */
+  lastActive(ref: string): number | undefined {
+    return this.live.get(ref)?.lastActive;
+  }
+
+  private enforceLimit(uname: string): void {
+    const mine = [...this.live.values()].filter((s) => s.uname === uname && !s.localOnly);
+    if (mine.length <= this.opts.maxPerUser) return;
+    mine.sort((a, b) => a.lastActive - b.lastActive);
+    for (const s of mine.slice(0, mine.length - this.opts.maxPerUser)) this.destroy(s.ref);
+  }
+
+  /** Drops expired sessions and writes back last_active; run periodically. */
+  sweep(): void {
+    const t = Date.now();
+    for (const s of [...this.live.values()]) {
+      if (t - s.lastActive > this.opts.idleTimeoutMs) this.destroy(s.ref);
+      else if (!s.localOnly && s.lastActive > s.persistedAt) this.persist(s);
+    }
+  }
+
+  count(): number {
+    return this.live.size;
+  }
+}
+
+function parseStamp(s: string): number {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/.exec(s);
+  return m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : Date.now();
+}

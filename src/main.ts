@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// xapid's command line: parse the flags, start the daemon, stop cleanly on SIGTERM/SIGINT.
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { startDaemon, type Config } from './daemon.js';
+import { SchemaTooNewError } from './db/migrate.js';
+
+const HELP = `Usage: xapid [options]
+
+A XenAPI toolstack daemon. Runs in the foreground; all state lives in the state directory.
+
+Options:
+  --state-dir DIR             where the database, certificate and keys live (default: ./xapid-state,
+                              or $XAPID_STATE_DIR)
+  --listen HOST:PORT          plain HTTP listener (default 127.0.0.1:8080; "none" to disable)
+  --https-listen HOST:PORT    HTTPS listener; a self-signed certificate is made on first use
+  --tls-cert FILE --tls-key FILE
+                              use this certificate and key for HTTPS instead
+  --unix-socket PATH          local-administration socket (repeatable); calls on it log in
+                              without a password, as on xapi's /var/lib/xcp/xapi
+  --root-password-file FILE   root's password on the first start (or $XAPID_ROOT_PASSWORD)
+  --session-timeout SECONDS   idle time after which a session expires (default 86400)
+  --max-sessions-per-user N   oldest idle sessions of a user expire past this (default 200)
+  --auth-failure-delay MS     pause before answering a failed login (default 2000)
+  --body-limit BYTES          largest request body accepted (default 16777216)
+  --log-level LEVEL           fatal, error, warn, info, debug or trace (default info)
+  -h, --help                  print this help
+`;
+
+function config(argv: string[]): Config | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'state-dir': { type: 'string' },
+      listen: { type: 'string' },
+      'https-listen': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'unix-socket': { type: 'string', multiple: true },
+      'root-password-file': { type: 'string' },
+      'session-timeout': { type: 'string' },
+      'max-sessions-per-user': { type: 'string' },
+      'auth-failure-delay': { type: 'string' },
+      'body-limit': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return undefined;
+  const num = (v: string | undefined, d: number, name: string) => {
+    if (v === undefined) return d;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} takes a non-negative number, not "${v}"`);
+    return n;
+  };
+  const listen = values.listen ?? '127.0.0.1:8080';
+  return {
+    stateDir: values['state-dir'] ?? process.env.XAPID_STATE_DIR ?? './xapid-state',
+    listen: listen === 'none' ? undefined : listen,
+    httpsListen: values['https-listen'],
+    unixSockets: values['unix-socket'] ?? [],
+    tlsCert: values['tls-cert'],
+    tlsKey: values['tls-key'],
+    rootPasswordFile: values['root-password-file'],
+    logLevel: values['log-level'] ?? 'info',
+    sessionTimeoutSec: num(values['session-timeout'], 86400, 'session-timeout'),
+    maxSessionsPerUser: num(values['max-sessions-per-user'], 200, 'max-sessions-per-user'),
+    authFailureDelayMs: num(values['auth-failure-delay'], 2000, 'auth-failure-delay'),
+    bodyLimit: num(values['body-limit'], 16 * 1024 * 1024, 'body-limit'),
+  };
+}
+
+async function main(): Promise<void> {
+  let cfg: Config | undefined;
+  try {
+    cfg = config(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`xapid: ${(e as Error).message}\n\n${HELP}`);
+    process.exit(2);
+  }
+  if (!cfg) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const log = pino({ level: cfg.logLevel });
+  let running;
+  try {
+    running = await startDaemon(cfg, log);
+  } catch (e) {
+    log.fatal({ err: e }, e instanceof SchemaTooNewError ? e.message : 'xapid could not start');
+    process.exit(1);
+  }
+  log.info({ urls: running.urls, stateDir: cfg.stateDir }, 'xapid ready: log in as root with session.login_with_password');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    await running.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+void main();

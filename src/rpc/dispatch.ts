@@ -1,0 +1,87 @@
+// One call, whatever the transport: find the message in the datamodel, check the
+// argument count, the session, each argument's type and every ref, then run the
+// custom handler or the generic implementation.
+import { classes, NULL_REF, type MessageModel } from '../datamodel/model.js';
+import type { ApiType } from '../datamodel/types.js';
+import type { CallContext, Handler } from '../api/context.js';
+import { XenApiError, fail, toXenApiError } from '../api/errors.js';
+import { runGeneric } from '../api/generic.js';
+import { handlers } from '../api/handlers.js';
+import { fromWire } from './convert.js';
+
+export type Outcome =
+  | { ok: true; value: unknown; type: ApiType }
+  | { ok: false; error: XenApiError }
+  | { ok: true; raw: unknown };
+
+const VOID: ApiType = { kind: 'void' };
+
+/** Every sync `Class.message` on offer, implicit ones included (system.listMethods). */
+export function listMethods(): string[] {
+  const out: string[] = [];
+  for (const c of classes.values()) for (const m of c.messages.values()) if (!m.removed) out.push(m.wireName);
+  return out;
+}
+
+/** `Class.msg` or `Class_msg`; class names themselves may hold underscores. */
+export function findMessage(name: string): MessageModel | undefined {
+  const dot = name.indexOf('.');
+  if (dot > 0) return classes.get(name.slice(0, dot))?.messages.get(name.slice(dot + 1));
+  for (let i = name.indexOf('_'); i > 0; i = name.indexOf('_', i + 1)) {
+    const m = classes.get(name.slice(0, i))?.messages.get(name.slice(i + 1));
+    if (m) return m;
+  }
+  return undefined;
+}
+
+function checkRef(ctx: CallContext, t: ApiType, v: string, mayBeNull: boolean): void {
+  if (t.kind !== 'ref') return;
+  if (v === NULL_REF && mayBeNull) return;
+  const target = classes.get(t.cls);
+  if (!target?.stored) return;
+  if (t.cls === 'session' ? !ctx.daemon.sessions.isLocalOnly(v) && !ctx.daemon.store.exists('session', v) : !ctx.daemon.store.exists(t.cls, v)) {
+    fail('HANDLE_INVALID', t.cls, v);
+  }
+}
+
+function prepareArgs(ctx: CallContext, m: MessageModel, wire: unknown[]): unknown[] {
+  const given = m.takesSession ? wire.slice(1) : wire;
+  const required = m.args.filter((p) => !p.hasDefault).length;
+  if (given.length < required || given.length > m.args.length) {
+    fail('MESSAGE_PARAMETER_COUNT_MISMATCH', m.wireName, required, given.length);
+  }
+  if (m.takesSession) ctx.session = ctx.daemon.sessions.check(wire[0]).ref;
+  return m.args.map((p, i) => {
+    if (i >= given.length) return structuredClone(p.default);
+    const v = fromWire(p.type, given[i], p.name);
+    // The object a message acts on must exist; other refs may be NULL where a handler allows it.
+    checkRef(ctx, p.type, v as string, i > 0 || m.kind === 'custom' && p.name !== 'self');
+    if (p.type.kind === 'set' && p.type.of.kind === 'ref') for (const r of v as string[]) checkRef(ctx, p.type.of, r, false);
+    return v;
+  });
+}
+
+export async function dispatch(ctx: CallContext, name: string, wire: unknown[]): Promise<Outcome> {
+  try {
+    if (name === 'system.listMethods') return { ok: true, raw: listMethods() };
+    const isAsync = name.startsWith('Async.');
+    const m = findMessage(isAsync ? name.slice(6) : name);
+    if (!m) fail('MESSAGE_METHOD_UNKNOWN', name);
+    if (m.removed) fail('MESSAGE_REMOVED');
+    if (isAsync && !m.hasAsync) {
+      throw new XenApiError('Fault' as never, [`No async mode for this operation (rpc: ${m.wireName})`]);
+    }
+    const args = prepareArgs(ctx, m, wire);
+    if (isAsync) fail('NOT_IMPLEMENTED', name);
+    const handler: Handler | undefined = handlers.get(m.wireName);
+    let value: unknown;
+    if (handler) value = await handler(ctx, ...args);
+    else if (m.kind !== 'custom') value = runGeneric(ctx, m, args);
+    else fail('NOT_IMPLEMENTED', m.wireName);
+    return { ok: true, value: m.result.kind === 'void' ? '' : value, type: m.result.kind === 'void' ? VOID : m.result };
+  } catch (e) {
+    const err = toXenApiError(e);
+    if (err.code === 'INTERNAL_ERROR') ctx.daemon.log.error({ err: e, method: name }, 'internal error');
+    return { ok: false, error: err };
+  }
+}
