@@ -8,7 +8,7 @@ import { fail } from './errors.js';
 import { createObject, destroyObject } from './lifecycle.js';
 
 export function runGeneric(ctx: CallContext, m: MessageModel, args: unknown[]): unknown {
-  const store = ctx.daemon.store;
+  const store = ctx.daemon.store.any;
   const cls = m.cls;
   const f = m.field;
   switch (m.kind) {

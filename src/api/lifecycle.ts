@@ -30,7 +30,7 @@ export function createObject(ctx: CallContext, cls: string, args: ApiRecord): st
     else if (f.required && settable) fail('FIELD_TYPE_ERROR', f.name);
   }
   checkRefs(ctx, c, rec);
-  const store = ctx.daemon.store;
+  const store = ctx.daemon.store.any;
   return store.tx(() => {
     const metrics = metricsClass(c);
     if (metrics) rec.metrics = store.create(metrics, {});
@@ -39,7 +39,7 @@ export function createObject(ctx: CallContext, cls: string, args: ApiRecord): st
 }
 
 export function destroyObject(ctx: CallContext, cls: string, ref: string): void {
-  const store = ctx.daemon.store;
+  const store = ctx.daemon.store.any;
   const c = classes.get(cls)!;
   store.tx(() => {
     const users = store.referrers(cls, ref);

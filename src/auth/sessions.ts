@@ -1,11 +1,11 @@
 // Sessions: records in the `session` table (so they survive a restart, as in xapi),
 // with the hot path — checking a session on every call — served from memory.
 // last_active is kept in memory and written back at most once a minute per session.
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { ObjectStore } from '../db/store.js';
 import { newRef } from '../db/store.js';
 import { fail } from '../api/errors.js';
-import { formatDateTime } from '../rpc/datetime.js';
+import { formatDateTime, toMillis } from '../rpc/datetime.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
 export interface SessionInfo {
@@ -32,6 +32,11 @@ const PERSIST_EVERY_MS = 60_000;
 
 export class SessionManager {
   private readonly live = new Map<string, SessionInfo>();
+  /** Keyed MACs of credentials that scrypt has already accepted, so that a client
+   * logging in again does not pay for a full key derivation each time. The key lives
+   * only in this process; a password change empties the set. */
+  private readonly verified = new Set<string>();
+  private readonly macKey = randomBytes(32);
   private readonly hostRef: () => string;
 
   constructor(private readonly store: ObjectStore, private readonly opts: SessionOptions, hostRef: () => string) {
@@ -48,14 +53,23 @@ export class SessionManager {
     return this.store.db.prepare('SELECT 1 FROM "_passwords" WHERE uname = ?').get(uname) !== undefined;
   }
 
+  private mac(uname: string, password: string): string {
+    return createHmac('sha256', this.macKey).update(uname).update('\0').update(password).digest('base64');
+  }
+
   async setPassword(uname: string, password: string): Promise<void> {
     const hash = await hashPassword(password);
+    this.verified.clear();
     this.store.db.prepare('INSERT INTO "_passwords" (uname, hash) VALUES (?, ?) ON CONFLICT(uname) DO UPDATE SET hash = excluded.hash').run(uname, hash);
   }
 
   async checkPassword(uname: string, password: string): Promise<boolean> {
+    const mac = this.mac(uname, password);
+    if (this.verified.has(mac)) return true;
     const row = this.store.db.prepare('SELECT hash FROM "_passwords" WHERE uname = ?').get(uname) as { hash: string } | undefined;
-    return row ? verifyPassword(password, row.hash) : false;
+    const ok = row ? await verifyPassword(password, row.hash) : false;
+    if (ok) this.verified.add(mac);
+    return ok;
   }
 
   /** Checks credentials (unless trusted, as on the local socket) and opens a session. */
@@ -143,6 +157,5 @@ export class SessionManager {
 }
 
 function parseStamp(s: string): number {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/.exec(s);
-  return m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : Date.now();
+  return toMillis(s) ?? Date.now();
 }

@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { classes, NULL_REF, type ClassModel, type FieldModel } from '../datamodel/model.js';
 import type { ApiType } from '../datamodel/types.js';
+import type { ClassName, Records } from '../datamodel/records.js';
 import { fail } from '../api/errors.js';
 import { migrate } from './migrate.js';
 import { q, toDb } from './schema.js';
@@ -42,7 +43,21 @@ interface ClassStatements {
   computedAll: Map<string, Database.Statement>;
 }
 
+/** The store seen by datamodel-driven code, which handles any class by name. */
+export interface UntypedStore {
+  get(cls: string, ref: string): ApiRecord | undefined;
+  field(cls: string, ref: string, field: string): unknown;
+  create(cls: string, values: ApiRecord, ref?: string): string;
+  update(cls: string, ref: string, changes: ApiRecord): void;
+}
+
+/** Reads and writes are typed by the generated record types (records.ts); generic
+ * code goes through `any`, the same methods keyed by a class name string. */
 export class ObjectStore {
+  get any(): UntypedStore & this {
+    return this as unknown as UntypedStore & this;
+  }
+
   readonly db: Database.Database;
   private readonly stmts = new Map<string, ClassStatements>();
   private readonly updates = new Map<string, Database.Statement>();
@@ -116,6 +131,7 @@ export class ObjectStore {
     return this.s(cls).exists.get(ref) !== undefined;
   }
 
+  get<C extends ClassName>(cls: C, ref: string): Records[C] | undefined;
   get(cls: string, ref: string): ApiRecord | undefined {
     const c = classes.get(cls)!;
     const s = this.s(cls);
@@ -126,8 +142,9 @@ export class ObjectStore {
     return s.computedOne.size ? this.ordered(c, rec) : rec;
   }
 
+  field<C extends ClassName, F extends keyof Records[C]>(cls: C, ref: string, field: F): Records[C][F] | undefined;
   field(cls: string, ref: string, field: string): unknown {
-    return this.get(cls, ref)?.[field];
+    return this.any.get(cls, ref)?.[field];
   }
 
   all(cls: string): string[] {
@@ -210,6 +227,7 @@ export class ObjectStore {
   }
 
   /** Creates an object from a full or partial set of stored fields; returns its ref. */
+  create<C extends ClassName>(cls: C, values: Partial<Records[C]>, ref?: string): string;
   create(cls: string, values: ApiRecord, ref = newRef()): string {
     const c = classes.get(cls)!;
     const rec: ApiRecord = {};
@@ -227,6 +245,7 @@ export class ObjectStore {
   }
 
   /** Sets stored fields of one object. */
+  update<C extends ClassName>(cls: C, ref: string, changes: Partial<Records[C]>): void;
   update(cls: string, ref: string, changes: ApiRecord): void {
     const c = classes.get(cls)!;
     const names = Object.keys(changes);
@@ -244,7 +263,7 @@ export class ObjectStore {
     }
     this.tx(() => {
       const bound = fields.filter((f) => f.bound);
-      const before = bound.length ? this.get(cls, ref) : undefined;
+      const before = bound.length ? this.any.get(cls, ref) : undefined;
       const info = stmt.run(...fields.map((f) => toDb(f.type, changes[f.name])), ref);
       if (info.changes === 0) fail('HANDLE_INVALID', cls, ref);
       this.log(cls, 'mod', ref, this.uuidOf(cls, ref));
@@ -260,7 +279,7 @@ export class ObjectStore {
   destroy(cls: string, ref: string): void {
     const c = classes.get(cls)!;
     this.tx(() => {
-      const before = this.get(cls, ref);
+      const before = this.any.get(cls, ref);
       if (!before) fail('HANDLE_INVALID', cls, ref);
       this.s(cls).del.run(ref);
       this.log(cls, 'del', ref, (before.uuid as string) ?? '', before);

@@ -13,6 +13,13 @@ export function now(): string {
   return formatDateTime(new Date());
 }
 
+/** Milliseconds since the epoch of a datetime in any accepted form. */
+export function toMillis(s: string): number | undefined {
+  const d = parseDateTime(s);
+  if (!d) return undefined;
+  return Date.UTC(+d.slice(0, 4), +d.slice(4, 6) - 1, +d.slice(6, 8), +d.slice(9, 11), +d.slice(12, 14), +d.slice(15, 17));
+}
+
 /** Accepts the wire form with or without dashes and zone (none means UTC); undefined if invalid. */
 export function parseDateTime(s: string): string | undefined {
   const m = WIRE.exec(s.trim());
