@@ -10,6 +10,9 @@ import { ObjectStore } from './db/store.js';
 import { SessionManager } from './auth/sessions.js';
 import { bootstrap } from './host/bootstrap.js';
 import { buildApp } from './rpc/http.js';
+import { TaskManager } from './tasks/manager.js';
+import { ChangeFeed } from './events/feed.js';
+import { EventService } from './events/service.js';
 import type { Daemon, Transport } from './api/context.js';
 
 export interface Config {
@@ -25,6 +28,7 @@ export interface Config {
   maxSessionsPerUser: number;
   authFailureDelayMs: number;
   bodyLimit: number;
+  taskTtlSec: number;
 }
 
 export interface Running {
@@ -79,7 +83,16 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     authFailureDelayMs: cfg.authFailureDelayMs,
   }, () => identity.hostRef);
   await ensureRootPassword(cfg, sessions, log);
-  const daemon: Daemon = { store, sessions, log, hostRef: identity.hostRef, poolRef: identity.poolRef };
+  const tasks = new TaskManager(store, identity.hostRef, log, { ttlMs: cfg.taskTtlSec * 1000, maxFinished: 1000 }, (s) => sessions.lastActive(s));
+  const interrupted = tasks.recoverAfterRestart();
+  if (interrupted > 0) log.warn({ tasks: interrupted }, 'tasks left pending by the previous run were marked failed');
+  const feed = new ChangeFeed(store, { memory: 100_000, retain: 1_000_000 });
+  const events = new EventService(store, feed, { nextBoundMs: 60_000, maxQueue: 100_000 });
+  sessions.onEnd((ref) => {
+    tasks.sessionEnded(ref);
+    events.sessionEnded(ref);
+  });
+  const daemon: Daemon = { store, sessions, tasks, events, log, hostRef: identity.hostRef, poolRef: identity.poolRef };
 
   const apps: FastifyInstance[] = [];
   const urls: string[] = [];
@@ -112,8 +125,10 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
   const sweeper = setInterval(() => {
     try {
       sessions.sweep();
+      tasks.sweep();
+      feed.prune();
     } catch (err) {
-      log.error({ err }, 'session sweep failed');
+      log.error({ err }, 'housekeeping failed');
     }
   }, 30_000);
   sweeper.unref();

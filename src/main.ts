@@ -23,6 +23,8 @@ Options:
   --max-sessions-per-user N   oldest idle sessions of a user expire past this (default 200)
   --auth-failure-delay MS     pause before answering a failed login (default 2000)
   --body-limit BYTES          largest request body accepted (default 16777216)
+  --task-ttl SECONDS          finished tasks are removed this long after anyone last looked
+                              (default 3600)
   --log-level LEVEL           fatal, error, warn, info, debug or trace (default info)
   -h, --help                  print this help
 `;
@@ -42,6 +44,7 @@ function config(argv: string[]): Config | undefined {
       'max-sessions-per-user': { type: 'string' },
       'auth-failure-delay': { type: 'string' },
       'body-limit': { type: 'string' },
+      'task-ttl': { type: 'string' },
       'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -68,6 +71,7 @@ function config(argv: string[]): Config | undefined {
     maxSessionsPerUser: num(values['max-sessions-per-user'], 200, 'max-sessions-per-user'),
     authFailureDelayMs: num(values['auth-failure-delay'], 2000, 'auth-failure-delay'),
     bodyLimit: num(values['body-limit'], 16 * 1024 * 1024, 'body-limit'),
+    taskTtlSec: num(values['task-ttl'], 3600, 'task-ttl'),
   };
 }
 

@@ -116,9 +116,17 @@ export class SessionManager {
     }
   }
 
+  private readonly endListeners: Array<(ref: string) => void> = [];
+
+  /** Called whenever a session ends: logout, expiry or the per-user limit. */
+  onEnd(listener: (ref: string) => void): void {
+    this.endListeners.push(listener);
+  }
+
   destroy(ref: string): void {
     const s = this.live.get(ref);
     this.live.delete(ref);
+    if (s) for (const l of this.endListeners) l(ref);
     if (!s || s.localOnly) return;
     this.store.tx(() => {
       if (this.store.exists('session', ref)) this.store.destroy('session', ref);

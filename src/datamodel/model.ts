@@ -179,8 +179,10 @@ function genericMessages(c: ClassDecl): MessageModel[] {
 function buildClass(c: ClassDecl): ClassModel {
   const fields = new Map<string, FieldModel>();
   for (const d of c.fields) fields.set(d.name, buildField(c.name, d));
+  // A class kept outside the database (event) has no field accessors, as in xapi (in_db=false).
+  const stored = c.name !== 'event';
   const messages = new Map<string, MessageModel>();
-  for (const f of fields.values()) for (const m of accessorMessages(c, f)) messages.set(m.name, m);
+  if (stored) for (const f of fields.values()) for (const m of accessorMessages(c, f)) messages.set(m.name, m);
   for (const m of genericMessages(c)) messages.set(m.name, m);
   for (const d of c.messages) {
     const defaults = paramDefaults[`${c.name}.${d.name}`];
@@ -190,7 +192,7 @@ function buildClass(c: ClassDecl): ClassModel {
   const recordFields = [...fields.values()].filter((f) => !f.removed);
   return {
     name: c.name, lower: c.name.toLowerCase(), fields, recordFields, storedFields: recordFields,
-    messages, hasNameLabel: fields.has('name_label'), stored: c.name !== 'event',
+    messages, hasNameLabel: fields.has('name_label'), stored,
   };
 }
 

@@ -7,7 +7,9 @@ export type ApiType =
   | { kind: 'enum'; name: string }
   | { kind: 'set'; of: ApiType }
   | { kind: 'map'; key: ApiType; value: ApiType }
-  | { kind: 'record'; cls: string };
+  | { kind: 'record'; cls: string }
+  /** event.from's answer: {events, valid_ref_counts, token}. */
+  | { kind: 'event_batch' };
 
 const cache = new Map<string, ApiType>();
 const PRIMITIVES = new Set(['string', 'int', 'float', 'bool', 'datetime', 'void']);
@@ -22,6 +24,7 @@ export function parseType(text: string): ApiType {
 }
 
 function parse(s: string): ApiType {
+  if (s === 'an event batch') return { kind: 'event_batch' };
   if (s.endsWith(' set')) return { kind: 'set', of: parse(s.slice(0, -4)) };
   if (s.endsWith(' map')) {
     const inner = s.slice(0, -4).trim();
@@ -44,6 +47,7 @@ export function typeToString(t: ApiType): string {
     case 'enum': return `enum ${t.name}`;
     case 'set': return `${typeToString(t.of)} set`;
     case 'map': return `(${typeToString(t.key)} -> ${typeToString(t.value)}) map`;
+    case 'event_batch': return 'an event batch';
     default: return t.kind;
   }
 }

@@ -67,11 +67,17 @@ export class ObjectStore {
 
   constructor(file: string, opts: { sync?: 'normal' | 'full' } = {}) {
     this.db = new Database(file);
+    this.db.pragma('busy_timeout = 5000');
+    // Migrate (or refuse a newer schema) before changing anything else in the file.
+    try {
+      migrate(this.db);
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.sync === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('foreign_keys = OFF');
-    this.db.pragma('busy_timeout = 5000');
-    migrate(this.db);
     for (const c of classes.values()) if (c.stored) this.stmts.set(c.name, this.prepareClass(c));
     this.logStmt = this.db.prepare('INSERT INTO "_changes" (ts, cls, op, ref, uuid, snapshot) VALUES (?, ?, ?, ?, ?, ?)');
   }
@@ -220,8 +226,9 @@ export class ObjectStore {
     return (this.s(cls).uuid.get(ref) as string | undefined) ?? '';
   }
 
-  /** A `mod` for the object on the other end of a bound field (its computed set changed). */
-  private touch(cls: string, ref: unknown): void {
+  /** Logs a `mod` for an object without changing it: the other end of a bound field
+   * whose computed set changed, or event.inject. */
+  touch(cls: string, ref: unknown): void {
     if (typeof ref !== 'string' || ref === NULL_REF || !this.exists(cls, ref)) return;
     this.log(cls, 'mod', ref, this.uuidOf(cls, ref));
   }

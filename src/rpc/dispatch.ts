@@ -8,6 +8,7 @@ import { XenApiError, fail, toXenApiError } from '../api/errors.js';
 import { runGeneric } from '../api/generic.js';
 import { handlers } from '../api/handlers.js';
 import { fromWire } from './convert.js';
+import { encodeTyped } from './xmlrpc.js';
 
 export type Outcome =
   | { ok: true; value: unknown; type: ApiType }
@@ -15,6 +16,7 @@ export type Outcome =
   | { ok: true; raw: unknown };
 
 const VOID: ApiType = { kind: 'void' };
+const TASK_REF: ApiType = { kind: 'ref', cls: 'task' };
 
 /** Every sync `Class.message` on offer, implicit ones included (system.listMethods). */
 export function listMethods(): string[] {
@@ -44,6 +46,7 @@ function checkRef(ctx: CallContext, t: ApiType, v: string, mayBeNull: boolean): 
   }
 }
 
+/** Count, session and types: what fails at once, even for an Async call. */
 function prepareArgs(ctx: CallContext, m: MessageModel, wire: unknown[]): unknown[] {
   const given = m.takesSession ? wire.slice(1) : wire;
   const required = m.args.filter((p) => !p.hasDefault).length;
@@ -51,14 +54,25 @@ function prepareArgs(ctx: CallContext, m: MessageModel, wire: unknown[]): unknow
     fail('MESSAGE_PARAMETER_COUNT_MISMATCH', m.wireName, required, given.length);
   }
   if (m.takesSession) ctx.session = ctx.daemon.sessions.check(wire[0]).ref;
-  return m.args.map((p, i) => {
-    if (i >= given.length) return structuredClone(p.default);
-    const v = fromWire(p.type, given[i], p.name);
+  return m.args.map((p, i) => (i >= given.length ? structuredClone(p.default) : fromWire(p.type, given[i], p.name)));
+}
+
+/** Every ref argument names an object of its class; for an Async call this fails in the task. */
+function checkArgRefs(ctx: CallContext, m: MessageModel, args: unknown[]): void {
+  m.args.forEach((p, i) => {
     // The object a message acts on must exist; other refs may be NULL where a handler allows it.
-    checkRef(ctx, p.type, v as string, i > 0 || m.kind === 'custom' && p.name !== 'self');
-    if (p.type.kind === 'set' && p.type.of.kind === 'ref') for (const r of v as string[]) checkRef(ctx, p.type.of, r, false);
-    return v;
+    checkRef(ctx, p.type, args[i] as string, i > 0 || (m.kind === 'custom' && p.name !== 'self'));
+    if (p.type.kind === 'set' && p.type.of.kind === 'ref') for (const r of args[i] as string[]) checkRef(ctx, p.type.of, r, false);
   });
+}
+
+/** Runs the message's implementation: a registered handler, or the generic one. */
+async function execute(ctx: CallContext, m: MessageModel, args: unknown[]): Promise<unknown> {
+  checkArgRefs(ctx, m, args);
+  const handler: Handler | undefined = handlers.get(m.wireName);
+  if (handler) return handler(ctx, ...args);
+  if (m.kind !== 'custom') return runGeneric(ctx, m, args);
+  fail('NOT_IMPLEMENTED', m.wireName);
 }
 
 export async function dispatch(ctx: CallContext, name: string, wire: unknown[]): Promise<Outcome> {
@@ -72,12 +86,18 @@ export async function dispatch(ctx: CallContext, name: string, wire: unknown[]):
       throw new XenApiError('Fault' as never, [`No async mode for this operation (rpc: ${m.wireName})`]);
     }
     const args = prepareArgs(ctx, m, wire);
-    if (isAsync) fail('NOT_IMPLEMENTED', name);
-    const handler: Handler | undefined = handlers.get(m.wireName);
-    let value: unknown;
-    if (handler) value = await handler(ctx, ...args);
-    else if (m.kind !== 'custom') value = runGeneric(ctx, m, args);
-    else fail('NOT_IMPLEMENTED', m.wireName);
+    const tasks = ctx.daemon.tasks;
+    if (isAsync) {
+      // The task ref comes back at once; the outcome, failures included, lands in the task.
+      const ref = tasks.startAsync(name, ctx.session, async (task) => {
+        const value = await execute({ ...ctx, task }, m, args);
+        return encodeTyped(m.result, m.result.kind === 'void' ? '' : value);
+      });
+      return { ok: true, value: ref, type: TASK_REF };
+    }
+    const value = m.hasAsync
+      ? await tasks.runSync(m.wireName, ctx.session, (task) => execute({ ...ctx, task }, m, args))
+      : await execute(ctx, m, args);
     return { ok: true, value: m.result.kind === 'void' ? '' : value, type: m.result.kind === 'void' ? VOID : m.result };
   } catch (e) {
     const err = toXenApiError(e);

@@ -92,7 +92,9 @@ export function buildApp(daemon: Daemon, transport: Transport, opts: HttpOptions
       return parseFailure(reply, 'Jsonrpc.Malformed_method_request', (e as Error).message);
     }
     const outcome = await dispatch({ daemon, transport }, call.method, call.params);
-    return reply.headers({ 'content-type': 'application/json', ...CORS }).send(encodeJson(call, outcome));
+    // A Buffer, because fastify appends "; charset=utf-8" to a JSON type sent as a string, and
+    // clients such as xen-api compare the content type to exactly "application/json".
+    return reply.headers({ 'content-type': 'application/json', ...CORS }).send(Buffer.from(encodeJson(call, outcome)));
   });
 
   for (const url of [...XML_PATHS, '/jsonrpc']) {

@@ -4,7 +4,7 @@
 // several times faster than building them through a generic serializer.
 import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
-import { classes } from '../datamodel/model.js';
+import { classByAnyCase, classes } from '../datamodel/model.js';
 import type { ApiType } from '../datamodel/types.js';
 
 const require = createRequire(import.meta.url);
@@ -69,8 +69,30 @@ export function encodeTyped(t: ApiType, v: unknown): string {
       return s + '</struct></value>';
     }
     case 'record':
-      return encodeRecord(t.cls, v as Record<string, unknown>);
+      return t.cls === 'event' ? encodeEvent(v as Record<string, unknown>) : encodeRecord(t.cls, v as Record<string, unknown>);
+    case 'event_batch': {
+      const b = v as { events: Array<Record<string, unknown>>; valid_ref_counts: Record<string, number>; token: string };
+      let s = '<value><struct><member><name>events</name><value><array><data>';
+      for (const e of b.events) s += encodeEvent(e);
+      s += '</data></array></value></member><member><name>valid_ref_counts</name><value><struct>';
+      for (const k in b.valid_ref_counts) s += `<member><name>${escapeXml(k)}</name><value><i4>${b.valid_ref_counts[k]}</i4></value></member>`;
+      return `${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`;
+    }
   }
+}
+
+/** An event: every member a string, except the snapshot, typed by the object's class. */
+function encodeEvent(e: Record<string, unknown>): string {
+  let s = '<value><struct>';
+  for (const k of ['id', 'timestamp', 'class', 'operation', 'ref']) {
+    s += `<member><name>${k}</name><value>${escapeXml(String(e[k] ?? ''))}</value></member>`;
+  }
+  if (e.snapshot) {
+    const cls = classByAnyCase(String(e.class));
+    const snap = e.snapshot as Record<string, unknown>;
+    s += `<member><name>snapshot</name>${cls ? encodeRecord(cls.name, snap) : encodeUntyped(snap)}</member>`;
+  }
+  return s + '</struct></value>';
 }
 
 function encodeRecord(cls: string, rec: Record<string, unknown>): string {

@@ -14,7 +14,9 @@ const decl: ClassDecl = {
     { name: "obj_uuid", type: "string", qualifier: "RO/constructor", release: "rio" },
   ],
   messages: [
+    { name: "inject", params: [["session_id", "session ref"], ["class", "string"], ["ref", "string"]], result: "string", release: "tampa" },
     { name: "get_current_id", params: [["session_id", "session ref"]], result: "int", release: "rio" },
+    { name: "from", params: [["session_id", "session ref"], ["classes", "string set"], ["token", "string"], ["timeout", "float"]], result: "an event batch", release: "boston", errors: ["EVENT_FROM_TOKEN_PARSE_FAILURE", "EVENT_SUBSCRIPTION_PARSE_FAILURE"] },
     { name: "next", params: [["session_id", "session ref"]], result: "event record set", release: "rio", errors: ["SESSION_NOT_REGISTERED", "EVENTS_LOST", "EVENT_SUBSCRIPTION_PARSE_FAILURE"] },
     { name: "unregister", params: [["session_id", "session ref"], ["classes", "string set"]], result: "void", release: "rio" },
     { name: "register", params: [["session_id", "session ref"], ["classes", "string set"]], result: "void", release: "rio" },

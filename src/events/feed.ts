@@ -1,0 +1,151 @@
+// The change feed: committed change-log rows, kept in memory for the recent past, and
+// the waiters that block in event.next / event.from until something they care about
+// is committed. A commit is read back once and shared by every waiter; snapshots are
+// read once per wake-up and shared too.
+import type { ObjectStore, ApiRecord } from '../db/store.js';
+
+export interface Change {
+  id: number;
+  ts: number;
+  cls: string;
+  /** Lower-case class name, as events carry it. */
+  lower: string;
+  op: 'add' | 'mod' | 'del';
+  ref: string;
+  /** The record before deletion, for `del`. */
+  snapshot?: ApiRecord;
+}
+
+export interface FeedOptions {
+  /** Changes kept in memory for waiters. */
+  memory: number;
+  /** Changes kept in the database's log. */
+  retain: number;
+}
+
+export interface Waiter {
+  /** Whether a change concerns this waiter. */
+  wants(c: Change): boolean;
+  wake(): void;
+}
+
+interface Row { id: number; ts: number; cls: string; op: 'add' | 'mod' | 'del'; ref: string; snapshot: string | null }
+
+export class ChangeFeed {
+  private readonly recent: Change[] = [];
+  private lastId: number;
+  private readonly waiters = new Set<Waiter>();
+  private wakeScheduled = false;
+  private readonly readSince;
+  private readonly oldestStmt;
+
+  constructor(private readonly store: ObjectStore, private readonly opts: FeedOptions) {
+    this.readSince = store.db.prepare('SELECT id, ts, cls, op, ref, snapshot FROM "_changes" WHERE id > ? ORDER BY id LIMIT ?');
+    this.oldestStmt = store.db.prepare('SELECT COALESCE(MIN(id), 0) FROM "_changes"').pluck();
+    this.lastId = store.lastChangeId();
+    store.onCommit(() => this.pull());
+  }
+
+  private static toChange(r: Row): Change {
+    return {
+      id: r.id, ts: r.ts, cls: r.cls, lower: r.cls.toLowerCase(), op: r.op, ref: r.ref,
+      snapshot: r.snapshot ? (JSON.parse(r.snapshot) as ApiRecord) : undefined,
+    };
+  }
+
+  /** Reads what the last commit logged and wakes the waiters it concerns (once per tick). */
+  private pull(): void {
+    const rows = this.readSince.all(this.lastId, 1_000_000) as Row[];
+    if (rows.length === 0) return;
+    for (const r of rows) {
+      const c = ChangeFeed.toChange(r);
+      this.recent.push(c);
+      this.unannounced.push(c);
+    }
+    this.lastId = rows.at(-1)!.id;
+    const excess = this.recent.length - this.opts.memory;
+    if (excess > 0) this.recent.splice(0, excess);
+    if (!this.wakeScheduled) {
+      this.wakeScheduled = true;
+      setImmediate(() => this.wakeAll());
+    }
+  }
+
+  /** Changes read since the waiters were last woken. */
+  private unannounced: Change[] = [];
+
+  private wakeAll(): void {
+    this.wakeScheduled = false;
+    this.snapshotCache.clear();
+    const fresh = this.unannounced;
+    this.unannounced = [];
+    for (const w of [...this.waiters]) if (fresh.some((c) => w.wants(c))) w.wake();
+  }
+
+  /** The newest change id. */
+  current(): number {
+    return this.lastId;
+  }
+
+  /** Whether the changes after `cursor` are all still known (none pruned away). */
+  covers(cursor: number): boolean {
+    const oldest = (this.oldestStmt.get() as number) || this.lastId + 1;
+    return cursor + 1 >= oldest || cursor >= this.lastId;
+  }
+
+  /** Changes with id > after, oldest first; from memory when it reaches that far back. */
+  since(after: number, limit = Infinity): Change[] {
+    if (after >= this.lastId) return [];
+    const first = this.recent[0];
+    if (first && first.id <= after + 1) {
+      let lo = 0, hi = this.recent.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.recent[mid]!.id <= after) lo = mid + 1;
+        else hi = mid;
+      }
+      const out = this.recent.slice(lo);
+      return limit < out.length ? out.slice(0, limit) : out;
+    }
+    const cap = Number.isFinite(limit) ? limit : 10_000_000;
+    return (this.readSince.all(after, cap) as Row[]).map(ChangeFeed.toChange);
+  }
+
+  private readonly snapshotCache = new Map<string, ApiRecord | null>();
+
+  /** The current record of an object, shared by every waiter woken by the same commit. */
+  snapshot(cls: string, ref: string): ApiRecord | undefined {
+    const key = `${cls}\u0000${ref}`;
+    let rec = this.snapshotCache.get(key);
+    if (rec === undefined) {
+      rec = this.store.any.get(cls, ref) ?? null;
+      this.snapshotCache.set(key, rec);
+    }
+    return rec ?? undefined;
+  }
+
+  /** Resolves when a change the waiter wants is committed, or after timeoutMs. */
+  wait(w: Omit<Waiter, 'wake'>, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const waiter: Waiter = { wants: w.wants, wake: () => done() };
+      const timer = setTimeout(() => done(), Math.max(0, timeoutMs));
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(waiter);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      signal?.addEventListener('abort', done);
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Keeps the database's log to its retention size. */
+  prune(): void {
+    this.store.db.prepare('DELETE FROM "_changes" WHERE id <= ?').run(this.lastId - this.opts.retain);
+  }
+
+  waiterCount(): number {
+    return this.waiters.size;
+  }
+}

@@ -1,0 +1,207 @@
+// The event API on top of the change feed: the classic per-session subscription
+// (event.register / next / unregister / get_current_id) and the token-based
+// event.from and event.inject that Xen Orchestra and current tools use.
+import { classByAnyCase, classes } from '../datamodel/model.js';
+import type { ObjectStore, ApiRecord } from '../db/store.js';
+import { XenApiError, fail } from '../api/errors.js';
+import type { Change, ChangeFeed } from './feed.js';
+
+/** An event as it goes on the wire: strings, plus the object's record. */
+export interface WireEvent {
+  id: string;
+  timestamp: string;
+  class: string;
+  operation: 'add' | 'mod' | 'del';
+  ref: string;
+  snapshot?: ApiRecord;
+}
+
+export interface EventBatch {
+  events: WireEvent[];
+  valid_ref_counts: Record<string, number>;
+  token: string;
+}
+
+export interface EventOptions {
+  /** Longest time event.next blocks before answering an empty list (ms). */
+  nextBoundMs: number;
+  /** Most events one classic subscription may fall behind before EVENTS_LOST. */
+  maxQueue: number;
+}
+
+interface Subscription { classes: Set<string>; cursor: number }
+
+/** The classes an event feed may name: every stored class except session and user. */
+const EVENT_CLASSES = [...classes.values()].filter((c) => c.stored && c.name !== 'session' && c.name !== 'user');
+
+function classFilter(names: Set<string>): (c: Change) => boolean {
+  if (names.has('*')) return () => true;
+  return (c) => names.has(c.lower);
+}
+
+/** xapi's token shape: two zero-padded numbers (database generation, message generation). */
+export function formatToken(id: number): string {
+  return `${String(id).padStart(20, '0')},${'0'.padStart(20, '0')}`;
+}
+
+export function parseToken(token: string): number | undefined {
+  const m = /^\s*(\d{1,20})(?:,\d{1,20})?\s*$/.exec(token);
+  return m ? Number(m[1]) : undefined;
+}
+
+export class EventService {
+  private readonly subs = new Map<string, Subscription>();
+  /** Aborted for a session when it ends, to wake its blocked calls. */
+  private readonly sessionAborts = new Map<string, AbortController>();
+
+  constructor(private readonly store: ObjectStore, private readonly feed: ChangeFeed, private readonly opts: EventOptions) {}
+
+  private abortFor(session: string): AbortController {
+    let a = this.sessionAborts.get(session);
+    if (!a) {
+      a = new AbortController();
+      this.sessionAborts.set(session, a);
+    }
+    return a;
+  }
+
+  sessionEnded(session: string): void {
+    this.subs.delete(session);
+    this.sessionAborts.get(session)?.abort();
+    this.sessionAborts.delete(session);
+  }
+
+  private toWire(c: Change, snapshot: ApiRecord | undefined, timestamp: string): WireEvent {
+    const e: WireEvent = { id: String(c.id), timestamp, class: c.lower, operation: c.op, ref: c.ref };
+    if (snapshot) e.snapshot = snapshot;
+    return e;
+  }
+
+  // ---- classic interface ------------------------------------------------------
+
+  register(session: string, names: string[]): void {
+    let s = this.subs.get(session);
+    if (!s) {
+      s = { classes: new Set(), cursor: this.feed.current() };
+      this.subs.set(session, s);
+    }
+    for (const n of names) s.classes.add(n.toLowerCase());
+  }
+
+  unregister(session: string, names: string[]): void {
+    const s = this.subs.get(session);
+    if (!s) return;
+    for (const n of names) s.classes.delete(n.toLowerCase());
+  }
+
+  getCurrentId(): number {
+    return this.feed.current() + 1;
+  }
+
+  async next(session: string): Promise<WireEvent[]> {
+    const deadline = Date.now() + this.opts.nextBoundMs;
+    const abort = this.abortFor(session);
+    for (;;) {
+      const s = this.subs.get(session);
+      if (!s) fail('SESSION_NOT_REGISTERED', session);
+      if (!this.feed.covers(s.cursor)) {
+        s.cursor = this.feed.current();
+        fail('EVENTS_LOST');
+      }
+      const wants = classFilter(s.classes);
+      const pending = this.feed.since(s.cursor, this.opts.maxQueue + 1);
+      const matching = pending.filter(wants);
+      if (matching.length > this.opts.maxQueue) {
+        s.cursor = this.feed.current();
+        fail('EVENTS_LOST');
+      }
+      if (pending.length > 0) s.cursor = pending.at(-1)!.id;
+      if (matching.length > 0) {
+        return matching.map((c) => this.toWire(c, c.op === 'del' ? c.snapshot : this.feed.snapshot(c.cls, c.ref), (c.ts).toFixed(3)));
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) return [];
+      await this.feed.wait({ wants }, left, abort.signal);
+      if (abort.signal.aborted) fail('SESSION_INVALID', session);
+    }
+  }
+
+  // ---- event.from ---------------------------------------------------------------
+
+  private validRefCounts(names: Set<string>): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const c of EVENT_CLASSES) {
+      if (names.has('*') || names.has(c.lower)) out[c.lower] = this.store.db.prepare(`SELECT COUNT(*) FROM "${c.name}"`).pluck().get() as number;
+    }
+    return out;
+  }
+
+  /** Every object of the named classes, as `add` events: where an empty token starts. */
+  private everything(names: Set<string>): WireEvent[] {
+    const out: WireEvent[] = [];
+    for (const c of EVENT_CLASSES) {
+      if (!names.has('*') && !names.has(c.lower)) continue;
+      for (const [ref, rec] of this.store.allRecords(c.name)) {
+        out.push({ id: '0', timestamp: '0.0', class: c.lower, operation: 'add', ref, snapshot: rec });
+      }
+    }
+    return out;
+  }
+
+  /** One entry per object: added (and maybe changed) → add; deleted → del; else mod. */
+  private coalesce(changes: Change[]): WireEvent[] {
+    const byObject = new Map<string, { first: Change; last: Change }>();
+    for (const c of changes) {
+      const key = `${c.lower}\u0000${c.ref}`;
+      const e = byObject.get(key);
+      if (e) e.last = c;
+      else byObject.set(key, { first: c, last: c });
+    }
+    const out: WireEvent[] = [];
+    for (const { first, last } of byObject.values()) {
+      if (last.op === 'del') {
+        if (first.op !== 'add') out.push(this.toWire(last, undefined, '0.0'));
+        continue;
+      }
+      const snapshot = this.feed.snapshot(last.cls, last.ref);
+      if (!snapshot) continue;
+      out.push(this.toWire({ ...last, op: first.op === 'add' ? 'add' : 'mod' }, snapshot, '0.0'));
+    }
+    return out;
+  }
+
+  async from(session: string, names: string[], token: string, timeoutSec: number): Promise<EventBatch> {
+    const wanted = new Set(names.map((n) => n.toLowerCase()));
+    for (const n of wanted) if (n !== '*' && n.includes('/') && !classByAnyCase(n.split('/')[0]!)) fail('EVENT_SUBSCRIPTION_PARSE_FAILURE', n);
+    const classNames = new Set([...wanted].map((n) => n.split('/')[0]!));
+    if (token === '') {
+      const at = this.feed.current();
+      return { events: this.everything(classNames), valid_ref_counts: this.validRefCounts(classNames), token: formatToken(at) };
+    }
+    const from = parseToken(token);
+    if (from === undefined) fail('EVENT_FROM_TOKEN_PARSE_FAILURE', token);
+    if (!this.feed.covers(from)) throw new XenApiError('EVENTS_LOST');
+    const wants = classFilter(classNames);
+    const deadline = Date.now() + Math.max(0, timeoutSec) * 1000;
+    const abort = this.abortFor(session);
+    for (;;) {
+      const upto = this.feed.current();
+      const events = this.coalesce(this.feed.since(from).filter(wants));
+      const left = deadline - Date.now();
+      if (events.length > 0 || left <= 0) {
+        return { events, valid_ref_counts: this.validRefCounts(classNames), token: formatToken(upto) };
+      }
+      await this.feed.wait({ wants }, left, abort.signal);
+      if (abort.signal.aborted) fail('SESSION_INVALID', session);
+    }
+  }
+
+  /** Makes a `mod` for one object, so that its watchers see it now. */
+  inject(cls: string, ref: string): string {
+    const c = classByAnyCase(cls);
+    if (!c || !c.stored || !this.store.exists(c.name, ref)) fail('HANDLE_INVALID', c?.name ?? cls, ref);
+    this.store.tx(() => this.store.touch(c.name, ref));
+    // One before the injected change, so that event.from with this token returns it.
+    return formatToken(this.feed.current() - 1);
+  }
+}
