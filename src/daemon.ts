@@ -14,6 +14,11 @@ import { TaskManager } from './tasks/manager.js';
 import { ChangeFeed } from './events/feed.js';
 import { EventService } from './events/service.js';
 import type { Daemon, Transport } from './api/context.js';
+import { NetworkService } from './network/service.js';
+import { defaultNetworkMode, type NetworkMode } from './network/namespace.js';
+import { initStorage } from './storage/startup.js';
+import { selectDriver, type DriverChoice } from '../drivers/select.js';
+import { VmService } from './vm/service.js';
 
 export interface Config {
   stateDir: string;
@@ -29,6 +34,24 @@ export interface Config {
   authFailureDelayMs: number;
   bodyLimit: number;
   taskTtlSec: number;
+  /** Seconds between housekeeping passes (session expiry, task sweep, log pruning). */
+  gcIntervalSec: number;
+  /** host, namespace (the default without the xl driver) or none; see src/network/namespace.ts. */
+  networkMode?: NetworkMode;
+  /** Work in this existing network namespace instead of one of xapid's own. */
+  netns?: string;
+  /** Stand-in NICs made on a first start in namespace (or none) mode (default 2). */
+  simNics?: number;
+  /** Hypervisor driver: xl, sim, or auto (xl where Xen is found, else the simulator). */
+  driver?: DriverChoice;
+  /** The simulator's delays: 1 is realistic, 0 removes them (default 1). */
+  simDelayScale?: number;
+  /** Seconds a clean shutdown, reboot or suspend may take (default 1200). */
+  shutdownTimeoutSec?: number;
+  /** A guest crashing this soon after start is not restarted (default 120 s). */
+  crashGuardSec?: number;
+  /** A guest restarting this soon after start is restarted after a growing delay (default 60 s). */
+  rebootGuardSec?: number;
 }
 
 export interface Running {
@@ -93,6 +116,37 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     events.sessionEnded(ref);
   });
   const daemon: Daemon = { store, sessions, tasks, events, log, hostRef: identity.hostRef, poolRef: identity.poolRef };
+  // The VM service reads the operations a previous run left behind before anything clears them.
+  const { driver, why } = selectDriver({ choice: cfg.driver ?? 'auto', stateDir: cfg.stateDir, simDelayScale: cfg.simDelayScale ?? 1, log: (msg, detail) => log.warn(detail ?? {}, msg) });
+  log.info({ driver: driver.name }, why);
+  daemon.vms = new VmService(daemon, {
+    driver, stateDir: cfg.stateDir, shutdownTimeoutMs: (cfg.shutdownTimeoutSec ?? 1200) * 1000,
+    crashGuardMs: (cfg.crashGuardSec ?? 120) * 1000, rebootGuardMs: (cfg.rebootGuardSec ?? 60) * 1000, metricsIntervalMs: 5000,
+  });
+  try {
+    daemon.network = await NetworkService.start({
+      store, log, hostRef: identity.hostRef, stateDir: cfg.stateDir,
+      mode: cfg.networkMode ?? defaultNetworkMode(driver.name), netns: cfg.netns, simNics: cfg.simNics,
+    });
+  } catch (e) {
+    store.close();
+    throw e;
+  }
+  try {
+    await initStorage(daemon, { stateDir: cfg.stateDir });
+  } catch (e) {
+    await daemon.network?.stop();
+    store.close();
+    throw e;
+  }
+  try {
+    await daemon.vms.open();
+  } catch (e) {
+    await daemon.vms.close().catch(() => undefined);
+    await daemon.network?.stop();
+    store.close();
+    throw e;
+  }
 
   const apps: FastifyInstance[] = [];
   const urls: string[] = [];
@@ -118,6 +172,8 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     for (const p of cfg.unixSockets) await open('unix', { path: p });
   } catch (e) {
     await Promise.allSettled(apps.map((a) => a.close()));
+    await daemon.vms?.close();
+    await daemon.network?.stop();
     store.close();
     throw e;
   }
@@ -130,7 +186,7 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     } catch (err) {
       log.error({ err }, 'housekeeping failed');
     }
-  }, 30_000);
+  }, cfg.gcIntervalSec * 1000);
   sweeper.unref();
 
   return {
@@ -140,6 +196,8 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
       clearInterval(sweeper);
       await Promise.allSettled(apps.map((a) => a.close()));
       sessions.sweep();
+      await daemon.vms?.close();
+      await daemon.network?.stop();
       store.close();
     },
   };

@@ -4,6 +4,8 @@ import type { ObjectStore } from '../db/store.js';
 import type { SessionManager } from '../auth/sessions.js';
 import type { TaskManager } from '../tasks/manager.js';
 import type { EventService } from '../events/service.js';
+import type { NetworkService } from '../network/service.js';
+import type { VmService } from '../vm/service.js';
 
 export type Transport = 'http' | 'https' | 'unix';
 
@@ -16,6 +18,10 @@ export interface Daemon {
   /** This host's ref and the pool's, fixed at bootstrap. */
   hostRef: string;
   poolRef: string;
+  /** Networking (bridges, PIFs, VLANs, bonds, VIF attach); absent in daemons built without it. */
+  network?: NetworkService;
+  /** The VM power-state machine and its hypervisor driver; absent in daemons built without it. */
+  vms?: VmService;
 }
 
 /** The task behind a call of a message that has an Async form (sync calls get one too,

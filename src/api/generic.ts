@@ -58,7 +58,8 @@ function edit(kind: 'add_to' | 'remove_from', current: unknown, args: unknown[])
   }
   const map = { ...(current as Record<string, unknown>) };
   const [k, v] = args as [string, unknown];
-  if (kind === 'add_to') map[k] = v;
+  // defined, not assigned, so that a key such as "__proto__" stays a plain key
+  if (kind === 'add_to') Object.defineProperty(map, k, { value: v, enumerable: true, writable: true, configurable: true });
   else delete map[k];
   return map;
 }

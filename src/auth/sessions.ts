@@ -36,6 +36,11 @@ export class SessionManager {
    * logging in again does not pay for a full key derivation each time. The key lives
    * only in this process; a password change empties the set. */
   private readonly verified = new Set<string>();
+  /** Key derivations under way: concurrent logins with the same credentials share one
+   * instead of each running scrypt (1,000 clients at once would otherwise queue 1,000). */
+  private readonly pending = new Map<string, Promise<boolean>>();
+  /** Bumped by a password change, so that a derivation started before it caches nothing. */
+  private generation = 0;
   private readonly macKey = randomBytes(32);
   private readonly hostRef: () => string;
 
@@ -59,17 +64,29 @@ export class SessionManager {
 
   async setPassword(uname: string, password: string): Promise<void> {
     const hash = await hashPassword(password);
+    this.generation++;
     this.verified.clear();
+    this.pending.clear();
     this.store.db.prepare('INSERT INTO "_passwords" (uname, hash) VALUES (?, ?) ON CONFLICT(uname) DO UPDATE SET hash = excluded.hash').run(uname, hash);
   }
 
   async checkPassword(uname: string, password: string): Promise<boolean> {
     const mac = this.mac(uname, password);
     if (this.verified.has(mac)) return true;
-    const row = this.store.db.prepare('SELECT hash FROM "_passwords" WHERE uname = ?').get(uname) as { hash: string } | undefined;
-    const ok = row ? await verifyPassword(password, row.hash) : false;
-    if (ok) this.verified.add(mac);
-    return ok;
+    let check = this.pending.get(mac);
+    if (!check) {
+      const generation = this.generation;
+      check = (async () => {
+        const row = this.store.db.prepare('SELECT hash FROM "_passwords" WHERE uname = ?').get(uname) as { hash: string } | undefined;
+        const ok = row ? await verifyPassword(password, row.hash) : false;
+        if (ok && generation === this.generation) this.verified.add(mac);
+        return ok;
+      })().finally(() => {
+        if (this.pending.get(mac) === check) this.pending.delete(mac);
+      });
+      this.pending.set(mac, check);
+    }
+    return check;
   }
 
   /** Checks credentials (unless trusted, as on the local socket) and opens a session. */
@@ -98,7 +115,8 @@ export class SessionManager {
   /** The session behind a call; SESSION_INVALID if unknown or expired. */
   check(ref: unknown): SessionInfo {
     const s = typeof ref === 'string' ? this.live.get(ref) : undefined;
-    if (!s) fail('SESSION_INVALID', ref);
+    // Echo only a scalar: String() of a deeply nested array would overflow the stack.
+    if (!s) fail('SESSION_INVALID', typeof ref === 'object' && ref !== null ? '' : ref);
     const t = Date.now();
     if (t - s.lastActive > this.opts.idleTimeoutMs) {
       this.destroy(s.ref);

@@ -176,6 +176,13 @@ function genericMessages(c: ClassDecl): MessageModel[] {
   });
 }
 
+/** `get_f`, `set_f`, `add_to_f`, `remove_from_f` for a field f, whatever its qualifier. */
+function accessorOf(name: string, fields: Map<string, FieldModel>): { kind: AccessorKind; field: FieldModel } | undefined {
+  const m = /^(get|set|add_to|remove_from)_(.+)$/.exec(name);
+  const field = m && fields.get(m[2]!);
+  return field ? { kind: m[1] as AccessorKind, field } : undefined;
+}
+
 function buildClass(c: ClassDecl): ClassModel {
   const fields = new Map<string, FieldModel>();
   for (const d of c.fields) fields.set(d.name, buildField(c.name, d));
@@ -187,7 +194,13 @@ function buildClass(c: ClassDecl): ClassModel {
   for (const d of c.messages) {
     const defaults = paramDefaults[`${c.name}.${d.name}`];
     const params = d.params.map(([n, t]) => param(n, t, defaults));
-    messages.set(d.name, message(c.name, d.name, 'custom', params, d.result, d.release, { removed: d.removed, errors: d.errors }));
+    // Some accessors are declared as custom messages (VM.other_config is RO/constructor yet
+    // has set/add_to/remove_from, so that xapi can vet keys): they behave generically
+    // unless a handler is registered.
+    const accessor = accessorOf(d.name, fields);
+    const m = message(c.name, d.name, accessor?.kind ?? 'custom', params, d.result, d.release, { removed: d.removed, errors: d.errors, field: accessor?.field });
+    if (accessor) m.hasAsync = !NO_ASYNC_CLASSES.has(c.name);
+    messages.set(d.name, m);
   }
   const recordFields = [...fields.values()].filter((f) => !f.removed);
   return {

@@ -18,7 +18,36 @@ export function sqlType(t: ApiType): string {
 export function toDb(t: ApiType, v: unknown): unknown {
   switch (t.kind) {
     case 'bool': return v ? 1 : 0;
-    case 'set': case 'map': return JSON.stringify(v);
+    case 'string': return typeof v === 'string' ? xmlPrefix(v) : v;
+    case 'set': case 'map': return JSON.stringify(xmlSafe(t, v));
+    default: return v;
+  }
+}
+
+// Anything outside XML 1.0's Char production: most C0 controls, lone surrogates, U+FFFE/U+FFFF.
+const NOT_XML_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+/** The longest prefix of s that XML can carry. As xapi's database does (ensure_utf8_xml),
+ * stored strings are cut there: otherwise one JSON-RPC client could store a value that
+ * makes every later XML-RPC answer holding it unreadable. */
+export function xmlPrefix(s: string): string {
+  const m = NOT_XML_CHAR.exec(s);
+  return m ? s.slice(0, m.index) : s;
+}
+
+/** xmlPrefix applied to every string in a set or map (elements, keys and values). */
+function xmlSafe(t: ApiType, v: unknown): unknown {
+  switch (t.kind) {
+    case 'string': return typeof v === 'string' ? xmlPrefix(v) : v;
+    case 'set': return Array.isArray(v) ? v.map((x) => xmlSafe(t.of, x)) : v;
+    case 'map': {
+      if (typeof v !== 'object' || v === null) return v;
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) {
+        Object.defineProperty(out, String(xmlSafe(t.key, k)), { value: xmlSafe(t.value, x), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }
     default: return v;
   }
 }

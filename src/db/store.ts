@@ -41,6 +41,8 @@ interface ClassStatements {
   /** For each computed field: the refs pointing at one object / every (target, ref) pair. */
   computedOne: Map<string, Database.Statement>;
   computedAll: Map<string, Database.Statement>;
+  /** The record's fields in declaration order, with their column in a row (-1: computed). */
+  layout: Array<{ name: string; type: ApiType; col: number }>;
 }
 
 /** The store seen by datamodel-driven code, which handles any class by name. */
@@ -64,6 +66,7 @@ export class ObjectStore {
   private readonly logStmt: Database.Statement;
   private readonly commitListeners: Array<() => void> = [];
   private dirty = false;
+  private readonly readTx: <T>(fn: () => T) => T;
 
   constructor(file: string, opts: { sync?: 'normal' | 'full' } = {}) {
     this.db = new Database(file);
@@ -80,6 +83,7 @@ export class ObjectStore {
     this.db.pragma('foreign_keys = OFF');
     for (const c of classes.values()) if (c.stored) this.stmts.set(c.name, this.prepareClass(c));
     this.logStmt = this.db.prepare('INSERT INTO "_changes" (ts, cls, op, ref, uuid, snapshot) VALUES (?, ?, ?, ?, ?, ?)');
+    this.readTx = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
   }
 
   close(): void {
@@ -108,6 +112,7 @@ export class ObjectStore {
       insert: this.db.prepare(`INSERT INTO ${t} ("ref", ${cols.join(', ')}) VALUES (?${', ?'.repeat(cols.length)})`),
       del: this.db.prepare(`DELETE FROM ${t} WHERE "ref" = ?`),
       computedOne, computedAll,
+      layout: c.recordFields.map((f) => ({ name: f.name, type: f.type, col: f.computedFrom ? -1 : c.storedFields.indexOf(f) + 1 })),
     };
   }
 
@@ -117,18 +122,17 @@ export class ObjectStore {
     return s;
   }
 
-  private decodeRow(c: ClassModel, row: unknown[]): ApiRecord {
+  /** A record with its keys in declaration order; computed fields start as [] for the caller to fill. */
+  private decodeRow(s: ClassStatements, row: unknown[]): ApiRecord {
     const rec: ApiRecord = {};
-    const stored = c.storedFields;
-    for (let i = 0; i < stored.length; i++) rec[stored[i]!.name] = fromDb(stored[i]!.type, row[i + 1]);
+    for (const f of s.layout) rec[f.name] = f.col < 0 ? [] : fromDb(f.type, row[f.col]);
     return rec;
   }
 
-  /** Orders a record's keys as the class declares its fields. */
-  private ordered(c: ClassModel, rec: ApiRecord): ApiRecord {
-    const out: ApiRecord = {};
-    for (const f of c.recordFields) out[f.name] = rec[f.name];
-    return out;
+  /** Runs fn in one read transaction (or the one already open): its reads see one state of
+   * the database and take the lock once, where each statement alone would take it again. */
+  read<T>(fn: () => T): T {
+    return this.db.inTransaction ? fn() : this.readTx(fn);
   }
 
   // ---- reads ---------------------------------------------------------------
@@ -139,13 +143,18 @@ export class ObjectStore {
 
   get<C extends ClassName>(cls: C, ref: string): Records[C] | undefined;
   get(cls: string, ref: string): ApiRecord | undefined {
-    const c = classes.get(cls)!;
     const s = this.s(cls);
-    const row = s.one.get(ref) as unknown[] | undefined;
-    if (!row) return undefined;
-    const rec = this.decodeRow(c, row);
-    for (const [name, stmt] of s.computedOne) rec[name] = stmt.all(ref);
-    return s.computedOne.size ? this.ordered(c, rec) : rec;
+    if (s.computedOne.size === 0) {
+      const row = s.one.get(ref) as unknown[] | undefined;
+      return row && this.decodeRow(s, row);
+    }
+    return this.read(() => {
+      const row = s.one.get(ref) as unknown[] | undefined;
+      if (!row) return undefined;
+      const rec = this.decodeRow(s, row);
+      for (const [name, stmt] of s.computedOne) rec[name] = stmt.all(ref);
+      return rec;
+    });
   }
 
   field<C extends ClassName, F extends keyof Records[C]>(cls: C, ref: string, field: F): Records[C][F] | undefined;
@@ -158,19 +167,17 @@ export class ObjectStore {
   }
 
   allRecords(cls: string): Map<string, ApiRecord> {
-    const c = classes.get(cls)!;
     const s = this.s(cls);
-    const out = new Map<string, ApiRecord>();
-    for (const row of s.all.all() as unknown[][]) out.set(row[0] as string, this.decodeRow(c, row));
-    if (s.computedAll.size === 0) return out;
-    for (const [name, stmt] of s.computedAll) {
-      for (const rec of out.values()) rec[name] = [];
-      for (const [target, ref] of stmt.all() as Array<[string, string]>) {
-        (out.get(target)?.[name] as string[] | undefined)?.push(ref);
+    return this.read(() => {
+      const out = new Map<string, ApiRecord>();
+      for (const row of s.all.all() as unknown[][]) out.set(row[0] as string, this.decodeRow(s, row));
+      for (const [name, stmt] of s.computedAll) {
+        for (const [target, ref] of stmt.all() as Array<[string, string]>) {
+          (out.get(target)?.[name] as string[] | undefined)?.push(ref);
+        }
       }
-    }
-    for (const [ref, rec] of out) out.set(ref, this.ordered(c, rec));
-    return out;
+      return out;
+    });
   }
 
   refByUuid(cls: string, uuid: string): string | undefined {

@@ -38,11 +38,14 @@ export class ChangeFeed {
   private wakeScheduled = false;
   private readonly readSince;
   private readonly oldestStmt;
+  /** The oldest change id the database's log still holds. */
+  private oldestKept: number;
 
   constructor(private readonly store: ObjectStore, private readonly opts: FeedOptions) {
     this.readSince = store.db.prepare('SELECT id, ts, cls, op, ref, snapshot FROM "_changes" WHERE id > ? ORDER BY id LIMIT ?');
     this.oldestStmt = store.db.prepare('SELECT COALESCE(MIN(id), 0) FROM "_changes"').pluck();
     this.lastId = store.lastChangeId();
+    this.oldestKept = (this.oldestStmt.get() as number) || this.lastId + 1;
     store.onCommit(() => this.pull());
   }
 
@@ -76,7 +79,6 @@ export class ChangeFeed {
 
   private wakeAll(): void {
     this.wakeScheduled = false;
-    this.snapshotCache.clear();
     const fresh = this.unannounced;
     this.unannounced = [];
     for (const w of [...this.waiters]) if (fresh.some((c) => w.wants(c))) w.wake();
@@ -89,8 +91,7 @@ export class ChangeFeed {
 
   /** Whether the changes after `cursor` are all still known (none pruned away). */
   covers(cursor: number): boolean {
-    const oldest = (this.oldestStmt.get() as number) || this.lastId + 1;
-    return cursor + 1 >= oldest || cursor >= this.lastId;
+    return cursor + 1 >= this.oldestKept || cursor >= this.lastId;
   }
 
   /** Changes with id > after, oldest first; from memory when it reaches that far back. */
@@ -113,8 +114,15 @@ export class ChangeFeed {
 
   private readonly snapshotCache = new Map<string, ApiRecord | null>();
 
+  /** The change id the snapshot cache was filled at: any newer commit empties it. */
+  private snapshotsAt = -1;
+
   /** The current record of an object, shared by every waiter woken by the same commit. */
   snapshot(cls: string, ref: string): ApiRecord | undefined {
+    if (this.snapshotsAt !== this.lastId) {
+      this.snapshotCache.clear();
+      this.snapshotsAt = this.lastId;
+    }
     const key = `${cls}\u0000${ref}`;
     let rec = this.snapshotCache.get(key);
     if (rec === undefined) {
@@ -142,7 +150,10 @@ export class ChangeFeed {
 
   /** Keeps the database's log to its retention size. */
   prune(): void {
-    this.store.db.prepare('DELETE FROM "_changes" WHERE id <= ?').run(this.lastId - this.opts.retain);
+    const upto = this.lastId - this.opts.retain;
+    if (upto < this.oldestKept) return;
+    this.store.db.prepare('DELETE FROM "_changes" WHERE id <= ?').run(upto);
+    this.oldestKept = upto + 1;
   }
 
   waiterCount(): number {

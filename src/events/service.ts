@@ -5,6 +5,7 @@ import { classByAnyCase, classes } from '../datamodel/model.js';
 import type { ObjectStore, ApiRecord } from '../db/store.js';
 import { XenApiError, fail } from '../api/errors.js';
 import type { Change, ChangeFeed } from './feed.js';
+import { markShared } from '../rpc/jsonrpc.js';
 
 /** An event as it goes on the wire: strings, plus the object's record. */
 export interface WireEvent {
@@ -128,12 +129,29 @@ export class EventService {
 
   // ---- event.from ---------------------------------------------------------------
 
+  private counters?: Map<string, { get(): unknown }>;
+
   private validRefCounts(names: Set<string>): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const c of EVENT_CLASSES) {
-      if (names.has('*') || names.has(c.lower)) out[c.lower] = this.store.db.prepare(`SELECT COUNT(*) FROM "${c.name}"`).pluck().get() as number;
+    this.counters ??= new Map(EVENT_CLASSES.map((c) => [c.lower, this.store.db.prepare(`SELECT COUNT(*) FROM "${c.name}"`).pluck()]));
+    for (const [lower, stmt] of this.counters) {
+      if (names.has('*') || names.has(lower)) out[lower] = stmt.get() as number;
     }
     return out;
+  }
+
+  /** Watchers woken by the same commit usually hold the same token: build their answer once. */
+  private memo = { key: '', batch: undefined as EventBatch | undefined };
+
+  private batchSince(from: number, classNames: Set<string>): EventBatch {
+    const upto = this.feed.current();
+    const key = `${from}\u0000${upto}\u0000${[...classNames].sort().join(',')}`;
+    if (this.memo.key === key && this.memo.batch) return this.memo.batch;
+    const wants = classFilter(classNames);
+    const batch = { events: this.coalesce(this.feed.since(from).filter(wants)), valid_ref_counts: this.validRefCounts(classNames), token: formatToken(upto) };
+    markShared(batch);
+    this.memo = { key, batch };
+    return batch;
   }
 
   /** Every object of the named classes, as `add` events: where an empty token starts. */
@@ -148,7 +166,9 @@ export class EventService {
     return out;
   }
 
-  /** One entry per object: added (and maybe changed) → add; deleted → del; else mod. */
+  /** One entry per object: changed → one `mod` with the latest record; created → `add`;
+   * deleted → `del`. An object both created and deleted since the token still shows
+   * both, so that no add or delete is ever lost. */
   private coalesce(changes: Change[]): WireEvent[] {
     const byObject = new Map<string, { first: Change; last: Change }>();
     for (const c of changes) {
@@ -160,7 +180,8 @@ export class EventService {
     const out: WireEvent[] = [];
     for (const { first, last } of byObject.values()) {
       if (last.op === 'del') {
-        if (first.op !== 'add') out.push(this.toWire(last, undefined, '0.0'));
+        if (first.op === 'add') out.push(this.toWire({ ...first, id: last.id }, last.snapshot, '0.0'));
+        out.push(this.toWire(last, undefined, '0.0'));
         continue;
       }
       const snapshot = this.feed.snapshot(last.cls, last.ref);
@@ -185,12 +206,9 @@ export class EventService {
     const deadline = Date.now() + Math.max(0, timeoutSec) * 1000;
     const abort = this.abortFor(session);
     for (;;) {
-      const upto = this.feed.current();
-      const events = this.coalesce(this.feed.since(from).filter(wants));
+      const batch = this.batchSince(from, classNames);
       const left = deadline - Date.now();
-      if (events.length > 0 || left <= 0) {
-        return { events, valid_ref_counts: this.validRefCounts(classNames), token: formatToken(upto) };
-      }
+      if (batch.events.length > 0 || left <= 0) return batch;
       await this.feed.wait({ wants }, left, abort.signal);
       if (abort.signal.aborted) fail('SESSION_INVALID', session);
     }

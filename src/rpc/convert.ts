@@ -53,7 +53,10 @@ export function fromWire(t: ApiType, v: unknown, where: string): unknown {
     case 'map':
       if (isPlainObject(v)) {
         const out: Record<string, unknown> = {};
-        for (const [k, x] of Object.entries(v)) out[String(fromWire(t.key, k, where))] = fromWire(t.value, x, where);
+        for (const [k, x] of Object.entries(v)) {
+          // defined, not assigned, so that a key such as "__proto__" stays a plain key
+          Object.defineProperty(out, String(fromWire(t.key, k, where)), { value: fromWire(t.value, x, where), enumerable: true, writable: true, configurable: true });
+        }
         return out;
       }
       break;

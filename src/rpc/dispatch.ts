@@ -1,7 +1,7 @@
 // One call, whatever the transport: find the message in the datamodel, check the
 // argument count, the session, each argument's type and every ref, then run the
 // custom handler or the generic implementation.
-import { classes, NULL_REF, type MessageModel } from '../datamodel/model.js';
+import { classes, NULL_REF, type MessageKind, type MessageModel } from '../datamodel/model.js';
 import type { ApiType } from '../datamodel/types.js';
 import type { CallContext, Handler } from '../api/context.js';
 import { XenApiError, fail, toXenApiError } from '../api/errors.js';
@@ -59,17 +59,29 @@ function prepareArgs(ctx: CallContext, m: MessageModel, wire: unknown[]): unknow
 
 /** Every ref argument names an object of its class; for an Async call this fails in the task. */
 function checkArgRefs(ctx: CallContext, m: MessageModel, args: unknown[]): void {
+  // The object a message acts on (its first ref) must exist; later refs may be NULL
+  // where the message allows it (a setter's value, VM.copy's SR), which handlers check.
+  const subject = m.args.findIndex((p) => p.type.kind === 'ref');
   m.args.forEach((p, i) => {
-    // The object a message acts on must exist; other refs may be NULL where a handler allows it.
-    checkRef(ctx, p.type, args[i] as string, i > 0 || (m.kind === 'custom' && p.name !== 'self'));
+    checkRef(ctx, p.type, args[i] as string, i !== subject);
     if (p.type.kind === 'set' && p.type.of.kind === 'ref') for (const r of args[i] as string[]) checkRef(ctx, p.type.of, r, false);
   });
 }
 
+/** Generic messages that only read. */
+const READS: ReadonlySet<MessageKind> = new Set<MessageKind>(['get', 'get_record', 'get_all', 'get_all_records', 'get_by_uuid', 'get_by_name_label']);
+
 /** Runs the message's implementation: a registered handler, or the generic one. */
 async function execute(ctx: CallContext, m: MessageModel, args: unknown[]): Promise<unknown> {
-  checkArgRefs(ctx, m, args);
   const handler: Handler | undefined = handlers.get(m.wireName);
+  if (!handler && READS.has(m.kind)) {
+    // The ref checks and the read in one read transaction: one view of the database, one lock.
+    return ctx.daemon.store.read(() => {
+      checkArgRefs(ctx, m, args);
+      return runGeneric(ctx, m, args);
+    });
+  }
+  checkArgRefs(ctx, m, args);
   if (handler) return handler(ctx, ...args);
   if (m.kind !== 'custom') return runGeneric(ctx, m, args);
   fail('NOT_IMPLEMENTED', m.wireName);

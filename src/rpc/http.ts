@@ -32,7 +32,7 @@ function parseFailure(reply: FastifyReply, what: string, detail: string): Fastif
 function xmlBody(o: Outcome): string {
   if (!o.ok) return xml.failureResponse(o.error.description);
   if ('raw' in o) return xml.rawResponse(xml.encodeUntyped(o.raw));
-  return xml.successResponse(xml.encodeTyped(o.type, o.value));
+  return xml.typedSuccessResponse(o.type, o.value);
 }
 
 export function buildApp(daemon: Daemon, transport: Transport, opts: HttpOptions): FastifyInstance {
@@ -78,7 +78,9 @@ export function buildApp(daemon: Daemon, transport: Transport, opts: HttpOptions
         return parseFailure(reply, 'Xmlrpc.Parse_error', (e as Error).message);
       }
       const outcome = await dispatch({ daemon, transport }, call.method, call.params);
-      return reply.headers({ 'content-type': 'text/xml', ...CORS }).send(xmlBody(outcome));
+      // As bytes, like the JSON answer: Node would prepend the headers to a string body (one
+      // more copy of a big answer) and fastify would scan it again for Content-Length.
+      return reply.headers({ 'content-type': 'text/xml', ...CORS }).send(Buffer.from(xmlBody(outcome)));
     });
   }
 

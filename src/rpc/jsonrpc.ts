@@ -27,6 +27,19 @@ export function encodeJson(call: JsonCall, o: Outcome): string {
       ? `{"jsonrpc":"2.0","error":${JSON.stringify({ code: 1, message: code, data })},"id":${id}}`
       : `{"result":null,"error":${JSON.stringify(o.error.description)},"id":${id}}`;
   }
-  const value = JSON.stringify('raw' in o ? o.raw : o.value ?? '');
-  return call.v2 ? `{"jsonrpc":"2.0","result":${value},"id":${id}}` : `{"result":${value},"error":null,"id":${id}}`;
+  const result = 'raw' in o ? o.raw : o.value ?? '';
+  const shared = typeof result === 'object' && result !== null ? sharedJson.get(result) : undefined;
+  if (shared !== undefined) {
+    return call.v2 ? `{"jsonrpc":"2.0","result":${shared},"id":${id}}` : `{"result":${shared},"error":null,"id":${id}}`;
+  }
+  // One stringify of the whole answer: a big result is written once, not copied again to wrap it.
+  return JSON.stringify(call.v2 ? { jsonrpc: '2.0', result, id: call.id } : { result, error: null, id: call.id });
+}
+
+/** Results handed to many callers at once (an event batch that wakes every watcher)
+ * are serialised once; see markShared. */
+const sharedJson = new WeakMap<object, string>();
+
+export function markShared(result: object): void {
+  if (!sharedJson.has(result)) sharedJson.set(result, JSON.stringify(result));
 }

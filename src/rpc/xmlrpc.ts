@@ -1,25 +1,93 @@
-// XML-RPC: requests are decoded with the `xmlrpc` package's streaming deserializer;
-// responses are written directly as strings, typed by the datamodel, in xapi's form
+// XML-RPC: requests are decoded with the `xmlrpc` package's deserializer (driven by
+// sax's plain parser rather than its stream wrapper); responses are written directly as strings, typed by the datamodel, in xapi's form
 // (bare strings, ints as strings, dateTime.iso8601), which the benchmark shows is
 // several times faster than building them through a generic serializer.
-import { Readable } from 'node:stream';
 import { createRequire } from 'node:module';
 import { classByAnyCase, classes } from '../datamodel/model.js';
 import type { ApiType } from '../datamodel/types.js';
 
 const require = createRequire(import.meta.url);
 type DeserializerCtor = new () => {
-  deserializeMethodCall(stream: Readable, cb: (err: Error | null | undefined, method?: string, params?: unknown[]) => void): void;
+  /** Set to 'params' once a `</params>` has been read (also in a methodCall). */
+  responseType: string | null;
+  deserializeMethodCall(stream: StreamLike, cb: (err: Error | null | undefined, method?: string, params?: unknown[]) => void): void;
+  onOpentag(node: unknown): void;
+  onClosetag(name: string): void;
+  onText(text: string): void;
+  onCDATA(text: string): void;
+  onDone(): void;
+  onError(err: Error): void;
 };
-const Deserializer: DeserializerCtor = require('xmlrpc/lib/deserializer');
+const Base = require('xmlrpc/lib/deserializer') as new () => any;
+
+/** What the package's deserializeMethodCall does with its stream. */
+interface StreamLike { setEncoding(enc: string): void; on(ev: string, f: unknown): void; pipe(dest: unknown): void }
+interface SaxParser {
+  error: Error | null;
+  onopentag(node: unknown): void; onclosetag(name: string): void; ontext(t: string): void; oncdata(t: string): void;
+  onend(): void; onerror(e: Error): void;
+  write(s: string): SaxParser; close(): SaxParser;
+}
+const sax = require('sax') as { parser(strict: boolean): SaxParser };
+
+/** The package's deserializer, except that a struct member named `__proto__` stays a
+ * plain key (the package assigns `struct[name] = value`, which sets the prototype). */
+class XapiDeserializer extends Base {
+  endStruct(): void {
+    const mark = this.marks.pop() as number;
+    const items = this.stack.slice(mark) as unknown[];
+    const struct: Record<string, unknown> = {};
+    for (let i = 0; i < items.length; i += 2) {
+      Object.defineProperty(struct, String(items[i]), { value: items[i + 1], enumerable: true, writable: true, configurable: true });
+    }
+    this.stack.splice(mark, this.stack.length - mark, struct);
+    this.value = false;
+  }
+}
+
+/** A deserializer for one call. The package's constructor also wraps a sax parser in a
+ * SAXStream (a score of accessors defined per instance, every event re-emitted), which
+ * costs more than the parse itself; this sets the same fields without it. */
+function newDeserializer(): InstanceType<DeserializerCtor> {
+  return Object.assign(Object.create(XapiDeserializer.prototype as object) as InstanceType<DeserializerCtor>, {
+    type: null, responseType: null, stack: [], marks: [], data: [], methodname: null,
+    encoding: 'utf8', value: false, callback: null, error: null,
+  });
+}
+
+/** Feeds body through sax's plain parser (as sax.createStream() would: non-strict, errors
+ * reported then cleared so parsing goes on) to the deserializer's own handlers. */
+function saxInto(d: InstanceType<DeserializerCtor>, body: string): StreamLike {
+  return {
+    setEncoding() {},
+    on() {},
+    pipe() {
+      const p = sax.parser(false);
+      p.onopentag = (n) => d.onOpentag(n);
+      p.onclosetag = (n) => d.onClosetag(n);
+      p.ontext = (t) => d.onText(t);
+      p.oncdata = (t) => d.onCDATA(t);
+      p.onend = () => d.onDone();
+      p.onerror = (e) => {
+        d.onError(e);
+        p.error = null;
+      };
+      p.write(body).close();
+    },
+  };
+}
 
 export class MalformedRequest extends Error {}
 
 export function parseMethodCall(body: string): Promise<{ method: string; params: unknown[] }> {
   return new Promise((resolve, reject) => {
-    new Deserializer().deserializeMethodCall(Readable.from([body]), (err, method, params) => {
+    const d = newDeserializer();
+    d.deserializeMethodCall(saxInto(d, body), (err, method, params) => {
       if (err || typeof method !== 'string' || !Array.isArray(params)) {
         reject(new MalformedRequest(err?.message ?? 'not an XML-RPC methodCall'));
+      } else if (d.responseType !== 'params') {
+        // xapi refuses a methodCall without <params> as unparseable (HTTP 500)
+        reject(new MalformedRequest('the methodCall has no <params>'));
       } else {
         resolve({ method, params });
       }
@@ -41,7 +109,12 @@ export function formatDouble(n: number): string {
   return String(g);
 }
 
-/** The `<value>` of v under type t. */
+const encodedBatches = new WeakMap<object, string>();
+
+/** The `<value>` of v under type t. Containers are built as arrays of parts joined once,
+ * and each record is joined on its own: a big answer (get_all_records) is then a flat
+ * string made in one copy, not a rope of millions of pieces for the GC to trace and
+ * for the socket write to flatten. */
 export function encodeTyped(t: ApiType, v: unknown): string {
   switch (t.kind) {
     case 'string': case 'ref': case 'enum':
@@ -56,28 +129,43 @@ export function encodeTyped(t: ApiType, v: unknown): string {
       return `<value><dateTime.iso8601>${escapeXml(String(v))}</dateTime.iso8601></value>`;
     case 'void':
       return '<value></value>';
-    case 'set': {
-      let s = '<value><array><data>';
-      for (const x of (v as unknown[]) ?? []) s += encodeTyped(t.of, x);
-      return s + '</data></array></value>';
-    }
-    case 'map': {
-      let s = '<value><struct>';
-      for (const k in v as Record<string, unknown>) {
-        s += `<member><name>${escapeXml(k)}</name>${encodeTyped(t.value, (v as Record<string, unknown>)[k])}</member>`;
-      }
-      return s + '</struct></value>';
+    case 'set': case 'map': {
+      const out: string[] = [];
+      putTyped(out, t, v);
+      return out.join('');
     }
     case 'record':
       return t.cls === 'event' ? encodeEvent(v as Record<string, unknown>) : encodeRecord(t.cls, v as Record<string, unknown>);
     case 'event_batch': {
       const b = v as { events: Array<Record<string, unknown>>; valid_ref_counts: Record<string, number>; token: string };
+      // One batch often answers many watchers at once: encode it once.
+      const done = encodedBatches.get(b);
+      if (done) return done;
       let s = '<value><struct><member><name>events</name><value><array><data>';
       for (const e of b.events) s += encodeEvent(e);
       s += '</data></array></value></member><member><name>valid_ref_counts</name><value><struct>';
       for (const k in b.valid_ref_counts) s += `<member><name>${escapeXml(k)}</name><value><i4>${b.valid_ref_counts[k]}</i4></value></member>`;
-      return `${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`;
+      const xml = `${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`;
+      encodedBatches.set(b, xml);
+      return xml;
     }
+  }
+}
+
+/** Appends the `<value>` of v under type t to out; a set's or map's items go in one by one. */
+function putTyped(out: string[], t: ApiType, v: unknown): void {
+  if (t.kind === 'set') {
+    out.push('<value><array><data>');
+    for (const x of (v as unknown[]) ?? []) out.push(encodeTyped(t.of, x));
+    out.push('</data></array></value>');
+  } else if (t.kind === 'map') {
+    out.push('<value><struct>');
+    for (const k in v as Record<string, unknown>) {
+      out.push('<member><name>', escapeXml(k), '</name>', encodeTyped(t.value, (v as Record<string, unknown>)[k]), '</member>');
+    }
+    out.push('</struct></value>');
+  } else {
+    out.push(encodeTyped(t, v));
   }
 }
 
@@ -98,12 +186,15 @@ function encodeEvent(e: Record<string, unknown>): string {
 function encodeRecord(cls: string, rec: Record<string, unknown>): string {
   const c = classes.get(cls);
   if (!c) return encodeUntyped(rec);
-  let s = '<value><struct>';
+  const out = ['<value><struct>'];
   for (const f of c.recordFields) {
     if (!(f.name in rec)) continue;
-    s += `<member><name>${f.name}</name>${encodeTyped(f.type, rec[f.name])}</member>`;
+    out.push('<member><name>', f.name, '</name>');
+    putTyped(out, f.type, rec[f.name]);
+    out.push('</member>');
   }
-  return s + '</struct></value>';
+  out.push('</struct></value>');
+  return out.join('');
 }
 
 /** For values without a declared type (errors, listMethods, event records). */
@@ -121,8 +212,19 @@ export function encodeUntyped(v: unknown): string {
 const HEAD = '<?xml version="1.0"?><methodResponse><params><param>';
 const TAIL = '</param></params></methodResponse>';
 
+const SUCCESS_HEAD = `${HEAD}<value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name>`;
+const SUCCESS_TAIL = `</member></struct></value>${TAIL}`;
+
 export function successResponse(valueXml: string): string {
-  return `${HEAD}<value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name>${valueXml}</member></struct></value>${TAIL}`;
+  return `${SUCCESS_HEAD}${valueXml}${SUCCESS_TAIL}`;
+}
+
+/** successResponse(encodeTyped(t, v)), joined in one pass (no copy of a big answer to wrap it). */
+export function typedSuccessResponse(t: ApiType, v: unknown): string {
+  const out = [SUCCESS_HEAD];
+  putTyped(out, t, v);
+  out.push(SUCCESS_TAIL);
+  return out.join('');
 }
 
 export function failureResponse(description: string[]): string {

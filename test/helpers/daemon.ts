@@ -43,8 +43,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   if (opts.https) args.push('--https-listen', '127.0.0.1:0');
   if (socket) args.push('--unix-socket', socket);
   args.push(...(opts.args ?? []));
-  const proc = spawn(process.execPath, args, {
-    env: { ...process.env, XAPID_ROOT_PASSWORD: ROOT_PASSWORD, ...opts.env },
+  // XAPID_TEST_NODE_ARGS passes node flags to the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.XAPID_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, ...args], {
+    env: { ...process.env, XAPID_ROOT_PASSWORD: ROOT_PASSWORD, XAPID_EXIT_WITH_PARENT: '1', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
@@ -97,4 +99,67 @@ export async function login(url: string): Promise<string> {
   const r = await jsonCall(url, 'session.login_with_password', ['root', ROOT_PASSWORD, '1.1', 'xapid-tests']);
   if (!r.result) throw new Error(`login failed: ${JSON.stringify(r)}`);
   return r.result as string;
+}
+
+// ---- XML-RPC calls and sample values (added for the datamodel/store tests) ----
+import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
+import { enums, NULL_REF } from '../../src/datamodel/model.js';
+import type { ApiType } from '../../src/datamodel/types.js';
+
+/** Encodes a JS value as an XML-RPC `<value>` (strings typed, big ints as i8). */
+export function xmlValue(v: unknown): string {
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  if (typeof v === 'string') return `<value><string>${esc(v)}</string></value>`;
+  if (typeof v === 'boolean') return `<value><boolean>${v ? 1 : 0}</boolean></value>`;
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) return `<value><double>${v}</double></value>`;
+    return Math.abs(v) < 2 ** 31 ? `<value><int>${v}</int></value>` : `<value><i8>${v}</i8></value>`;
+  }
+  if (Array.isArray(v)) return `<value><array><data>${v.map(xmlValue).join('')}</data></array></value>`;
+  if (v !== null && typeof v === 'object') {
+    return `<value><struct>${Object.entries(v).map(([k, x]) => `<member><name>${esc(k)}</name>${xmlValue(x)}</member>`).join('')}</struct></value>`;
+  }
+  throw new Error(`cannot encode ${String(v)} as XML-RPC`);
+}
+
+type XmlDeserializer = new () => {
+  deserializeMethodResponse(s: NodeJS.ReadableStream, cb: (err: Error | null, v?: unknown) => void): void;
+};
+const XmlResponseDeserializer = createRequire(import.meta.url)('xmlrpc/lib/deserializer') as XmlDeserializer;
+
+/** An XML-RPC call at `/`; returns the decoded response struct: {Status, Value} or
+ * {Status, ErrorDescription}. Bare values decode as strings, dateTime as Date. */
+export async function xmlCall(url: string, method: string, params: unknown[]): Promise<any> {
+  const body = `<?xml version="1.0"?><methodCall><methodName>${method}</methodName><params>${params.map((p) => `<param>${xmlValue(p)}</param>`).join('')}</params></methodCall>`;
+  const res = await post(`${url}/`, body);
+  if (res.status !== 200) throw new Error(`XML-RPC ${method}: HTTP ${res.status}: ${res.text}`);
+  return new Promise((resolve, reject) => {
+    new XmlResponseDeserializer().deserializeMethodResponse(Readable.from([res.text]), (err, v) => (err ? reject(err) : resolve(v)));
+  });
+}
+
+/** A value of type t for tests; n picks a different value of the same type, and refFor
+ * names the object a ref should point at (NULL unless given). */
+export function sampleValue(t: ApiType, n: number, refFor: (cls: string) => string = () => NULL_REF): unknown {
+  switch (t.kind) {
+    case 'string': return `s${n} <a&b> "é"`;
+    case 'int': return n % 2 ? -(2 ** 33) - n : 2 ** 40 + n;
+    case 'float': return n + 0.25;
+    case 'bool': return n % 2 === 0;
+    case 'datetime': return `2024${String((n % 12) + 1).padStart(2, '0')}${String((n % 28) + 1).padStart(2, '0')}T03:04:05Z`;
+    case 'ref': return refFor(t.cls);
+    case 'enum': {
+      const values = enums[t.name]!;
+      return values[n % values.length];
+    }
+    case 'set': return [...new Set([sampleValue(t.of, n, refFor), sampleValue(t.of, n + 1, refFor)])];
+    case 'map': {
+      const out: Record<string, unknown> = {};
+      out[String(sampleValue(t.key, n, refFor))] = sampleValue(t.value, n, refFor);
+      out[String(sampleValue(t.key, n + 1, refFor))] = sampleValue(t.value, n + 1, refFor);
+      return out;
+    }
+    default: throw new Error(`no sample value for ${t.kind}`);
+  }
 }

@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+// Writes docs/api.md, the API reference, from the compiled datamodel and the table of
+// custom handlers, and copies `xapid --help` into README.md's options block (run
+// `npm run docs`, which compiles first). test/docs.test checks that the committed files
+// equal what this produces, so neither can drift from the code.
+//
+//   node scripts/gen-api-doc.mjs [OUTPUT]     (default: docs/api.md next to this folder)
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { classes } from '../dist/src/datamodel/model.js';
+import { handlers } from '../dist/src/api/handlers.js';
+
+export const DEFAULT_OUTPUT = fileURLToPath(new URL('../docs/api.md', import.meta.url));
+export const README = fileURLToPath(new URL('../README.md', import.meta.url));
+const MAIN = fileURLToPath(new URL('../dist/src/main.js', import.meta.url));
+const HELP_BEGIN = '<!-- begin: output of xapid --help (npm run docs copies it here) -->\n```\n';
+const HELP_END = '```\n<!-- end: output of xapid --help -->';
+
+/** What a call to this message does today, as the dispatcher decides it. */
+export function messageStatus(m) {
+  if (m.removed) return `removed in ${m.removed} (answers MESSAGE_REMOVED)`;
+  const hasHandler = handlers.has(m.wireName);
+  if (m.kind !== 'custom') return hasHandler ? 'generic, overridden by a handler' : 'generic';
+  return hasHandler ? 'custom: implemented' : 'custom: not yet implemented (answers NOT_IMPLEMENTED)';
+}
+
+/** Keeps a table cell on one line and its pipes from splitting the row. */
+function cell(s) {
+  return String(s).replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function code(s) {
+  return `\`${cell(s)}\``;
+}
+
+function row(cells) {
+  return `| ${cells.join(' | ')} |`;
+}
+
+function table(head, rows) {
+  return [row(head), row(head.map(() => '---')), ...rows.map(row)].join('\n');
+}
+
+/** The anchor a markdown renderer gives the class's `## name` heading. */
+function anchor(name) {
+  return name.toLowerCase();
+}
+
+function fieldDefault(c, f) {
+  if (!c.stored) return 'none (not stored)';
+  if (f.computedFrom) return `computed from ${code(`${f.computedFrom.one.cls}.${f.computedFrom.one.field}`)}`;
+  if (f.required && c.messages.has('create')) return 'required';
+  return code(JSON.stringify(f.initial));
+}
+
+function signature(m) {
+  const params = m.params.map((p) => `${p.name}: ${p.typeText}${p.hasDefault ? ` = ${JSON.stringify(p.default)}` : ''}`);
+  return code(`(${params.join(', ')}) → ${m.resultText}`);
+}
+
+function counts(c) {
+  const msgs = [...c.messages.values()];
+  const live = msgs.filter((m) => !m.removed);
+  const custom = live.filter((m) => m.kind === 'custom');
+  const done = custom.filter((m) => handlers.has(m.wireName));
+  return {
+    fields: c.fields.size,
+    removedFields: [...c.fields.values()].filter((f) => f.removed).length,
+    messages: msgs.length,
+    generic: live.length - custom.length,
+    customDone: done.length,
+    customTodo: custom.length - done.length,
+    removed: msgs.length - live.length,
+    async: live.filter((m) => m.hasAsync).length,
+  };
+}
+
+const COUNT_HEAD = ['Fields', 'of which removed', 'Messages', 'Generic', 'Custom, implemented', 'Custom, not yet', 'Removed', 'With Async form'];
+const countCells = (k) => [k.fields, k.removedFields, k.messages, k.generic, k.customDone, k.customTodo, k.removed, k.async];
+
+function messageTable(list) {
+  return table(
+    ['Message', 'Signature', 'Release', 'Removed', 'Async', 'Status'],
+    list.map((m) => [
+      code(m.name), signature(m), m.release, m.removed ?? '', m.hasAsync ? 'yes' : 'no', messageStatus(m),
+    ]),
+  );
+}
+
+function classSection(c) {
+  const out = [`## ${c.name}`, ''];
+  out.push(table(COUNT_HEAD, [countCells(counts(c))]), '');
+
+  out.push(`### Fields of ${c.name}`, '');
+  out.push(table(
+    ['Field', 'Type', 'Qualifier', 'Default', 'Release', 'Removed'],
+    [...c.fields.values()].map((f) => [code(f.name), code(f.typeText), f.qualifier, fieldDefault(c, f), f.release, f.removed ?? '']),
+  ), '');
+
+  const msgs = [...c.messages.values()];
+  const custom = msgs.filter((m) => m.kind === 'custom');
+  const generic = msgs.filter((m) => m.kind !== 'custom');
+  out.push(`### Custom messages of ${c.name}`, '');
+  out.push(custom.length ? messageTable(custom) : '_This class declares no custom messages._', '');
+  out.push(`### Generic messages of ${c.name}`, '');
+  out.push(generic.length ? messageTable(generic) : '_This class has no generic messages._', '');
+  return out.join('\n');
+}
+
+/** The whole reference, as markdown. */
+export function renderApiDoc() {
+  const all = [...classes.values()];
+  const totals = all.map(counts).reduce((a, k) => {
+    for (const key of Object.keys(k)) a[key] = (a[key] ?? 0) + k[key];
+    return a;
+  }, {});
+
+  const out = [
+    '# xapid API reference',
+    '',
+    '<!-- Generated by scripts/gen-api-doc.mjs (`npm run docs`). Do not edit by hand:',
+    '     test/docs.test fails when this file and the code disagree. -->',
+    '',
+    `This page lists every class of XenAPI 1.1 that xapid knows, ${all.length} in all, with`,
+    'each field and each message, and says which messages a call can actually use today.',
+    'It is produced from the datamodel in `src/datamodel/` and the handler table in',
+    '`src/api/handlers.ts`, so it changes whenever they do.',
+    '',
+    '## How to read it',
+    '',
+    '- **Qualifier** says who may write a field: `RW` fields have a setter and are given to',
+    '  `create`; `RO/constructor` fields are given to `create` and are read-only afterwards;',
+    '  `RO/runtime`, `StaticRO` and `DynamicRO` fields are maintained by the daemon.',
+    '- **Default** is the value a new object gets when nobody sets the field. `required` means',
+    '  a `create` call must give it; `computed from X.f` means the field is never stored: it',
+    '  lists the `X` objects whose `f` points at this object. Event records are built from',
+    '  the change log, so their fields have no default.',
+    '- **Release** is the code name of the product release that introduced a field or',
+    '  message (`rio` and `miami` make up API 1.1; a few later messages that clients rely',
+    '  on carry their own release); **Removed** names the release that dropped it.',
+    '  Removed fields do not appear in records.',
+    '- **Signature** gives every parameter with its type (`= value` when a caller may leave it',
+    '  out) and the result type after the arrow.',
+    '- **Async** says whether the message has an `Async.<class>.<message>` form, which',
+    '  answers at once with a task ref and leaves the outcome in the task.',
+    '- **Status** is what the dispatcher does with a call:',
+    '  - `generic`: an implicit message (getter, setter, map/set helper, `get_record`,',
+    '    `get_all`, `get_by_uuid`, `create`, `destroy`, …) served by the datamodel-driven code',
+    '    in `src/api/generic.ts`;',
+    '  - `custom: implemented`: a class-specific message with a handler;',
+    '  - `custom: not yet implemented (answers NOT_IMPLEMENTED)`: declared and checked',
+    '    (arity, types, session, refs), then refused with the `NOT_IMPLEMENTED` error;',
+    '  - `removed in …`: no longer part of the API; calls get `MESSAGE_REMOVED`.',
+    '',
+    '## Summary',
+    '',
+    table(
+      ['Class', ...COUNT_HEAD],
+      [
+        ...all.map((c) => [`[${c.name}](#${anchor(c.name)})`, ...countCells(counts(c))]),
+        ['**all classes**', ...countCells(totals).map((n) => `**${n}**`)],
+      ],
+    ),
+    '',
+  ];
+  for (const c of all) out.push(classSection(c));
+  return `${out.join('\n').replace(/\n+$/, '')}\n`;
+}
+
+/** Renders the reference and writes it to `file`; returns the markdown. */
+export function writeApiDoc(file = DEFAULT_OUTPUT) {
+  const md = renderApiDoc();
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, md);
+  return md;
+}
+
+/** What `xapid --help` prints, from the compiled daemon. */
+export function cliHelp() {
+  const r = spawnSync(process.execPath, [MAIN, '--help'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`xapid --help failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** The README text with its options block replaced by `help`. */
+export function withHelp(readme, help) {
+  const start = readme.indexOf(HELP_BEGIN);
+  const end = readme.indexOf(HELP_END, start);
+  if (start < 0 || end < 0) throw new Error('README.md has lost the markers around its --help block');
+  return readme.slice(0, start + HELP_BEGIN.length) + help.replace(/\n?$/, '\n') + readme.slice(end);
+}
+
+/** Brings README.md's options block up to date; returns true when it changed. */
+export function syncReadmeHelp(file = README) {
+  const old = readFileSync(file, 'utf8');
+  const updated = withHelp(old, cliHelp());
+  if (updated !== old) writeFileSync(file, updated);
+  return updated !== old;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  const file = path.resolve(process.argv[2] ?? DEFAULT_OUTPUT);
+  writeApiDoc(file);
+  process.stdout.write(`wrote ${path.relative(process.cwd(), file) || file}\n`);
+  if (syncReadmeHelp()) process.stdout.write('updated the --help block of README.md\n');
+}

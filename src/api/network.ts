@@ -1,0 +1,51 @@
+// Networking messages: network, PIF, VLAN, Bond, VIF, the pool's VLAN helpers and
+// VM.get_allowed_VIF_devices. The work is in src/network/ops.ts.
+import type { CallContext, Handler } from './context.js';
+import type { ApiRecord } from '../db/store.js';
+import { fail } from './errors.js';
+import type { NetworkService } from '../network/service.js';
+import * as ops from '../network/ops.js';
+
+function net(ctx: CallContext): NetworkService {
+  const svc = ctx.daemon.network;
+  if (!svc) fail('INTERNAL_ERROR', 'networking is not running in this daemon');
+  return svc;
+}
+
+export const networkHandlers: Record<string, Handler> = {
+  'network.create': (ctx, rec: ApiRecord) => ops.createNetwork(net(ctx), ctx, rec),
+  'network.destroy': (ctx, self: string) => ops.destroyNetwork(net(ctx), ctx, self),
+
+  'PIF.plug': (ctx, self: string) => ops.plugPif(net(ctx), self),
+  'PIF.unplug': (ctx, self: string) => ops.unplugPif(net(ctx), self),
+  'PIF.reconfigure_ip': (ctx, self: string, mode, IP: string, netmask: string, gateway: string, DNS: string) =>
+    ops.reconfigureIp(net(ctx), self, mode, IP, netmask, gateway, DNS),
+  'PIF.introduce': (ctx, host: string, MAC: string, device: string) => ops.introducePif(net(ctx), host, MAC, device),
+  'PIF.scan': (ctx) => ops.scanPifs(net(ctx)),
+  'PIF.forget': (ctx, self: string) => ops.forgetPif(net(ctx), self),
+  'PIF.destroy': (ctx, self: string) => ops.destroyPif(net(ctx), self),
+  'PIF.create_VLAN': (ctx, device: string, network: string, host: string, tag: number) =>
+    ops.createVlanOnDevice(net(ctx), device, network, host, tag),
+
+  'pool.create_VLAN': async (ctx, device: string, network: string, tag: number) => [
+    await ops.createVlanOnDevice(net(ctx), device, network, ctx.daemon.hostRef, tag),
+  ],
+  'pool.create_VLAN_from_PIF': async (ctx, pif: string, network: string, tag: number) => {
+    const p = ctx.daemon.store.get('PIF', pif)!;
+    return [await ops.createVlanOnDevice(net(ctx), p.device, network, p.host, tag)];
+  },
+
+  'VLAN.create': (ctx, tagged: string, tag: number, network: string) => ops.createVlan(net(ctx), tagged, tag, network),
+  'VLAN.destroy': (ctx, self: string) => ops.destroyVlan(net(ctx), self),
+
+  'Bond.create': (ctx, network: string, members: string[], MAC: string, mode: string, properties: Record<string, string>) =>
+    ops.createBond(net(ctx), network, members, MAC, mode ?? 'balance-slb', properties ?? {}),
+  'Bond.destroy': (ctx, self: string) => ops.destroyBond(net(ctx), self),
+
+  'VIF.create': (ctx, rec: ApiRecord) => ops.createVif(ctx, rec),
+  'VIF.destroy': (ctx, self: string) => ops.destroyVif(ctx, self),
+  'VIF.plug': (ctx, self: string) => ops.plugVif(ctx, ctx.daemon.network, self),
+  'VIF.unplug': (ctx, self: string) => ops.unplugVif(ctx, ctx.daemon.network, self),
+
+  'VM.get_allowed_VIF_devices': (ctx, vm: string) => ops.allowedVifDevices(ctx.daemon.store, vm),
+};

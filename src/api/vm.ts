@@ -1,0 +1,254 @@
+// VM's custom messages: the power operations, clone/copy/provision, live changes,
+// host checks, operation checks and the setters xapi declares as messages. The work is
+// in src/vm/. (get_allowed_VBD_devices and get_allowed_VIF_devices live with storage and
+// networking: src/api/vbd.ts, src/api/network.ts.)
+import type { CallContext, Handler } from './context.js';
+import { fail } from './errors.js';
+import { assertOperationValid, runOperation, updateAllowedOperations } from './operations.js';
+import { createObject } from './lifecycle.js';
+import { NULL_REF } from '../datamodel/model.js';
+import type { VMRecord } from '../datamodel/records.js';
+import type { ApiRecord } from '../db/store.js';
+import { now } from '../rpc/datetime.js';
+import { memoryOf, checkVcpus, shadowMiB } from '../vm/config.js';
+import { refreshOperations } from '../storage/rules.js';
+import { cloneVm, provisionVm } from '../vm/clone.js';
+import type { VmService } from '../vm/service.js';
+
+const MiB = 1024 * 1024;
+
+function vms(ctx: CallContext): VmService {
+  const s = ctx.daemon.vms;
+  if (!s) fail('INTERNAL_ERROR', 'the VM service is not running');
+  return s;
+}
+
+/** Setters of fields that allowed_operations depends on recompute it. */
+function setAndRefresh(ctx: CallContext, vm: string, changes: Partial<VMRecord>): void {
+  const store = ctx.daemon.store;
+  store.tx(() => {
+    store.update('VM', vm, changes);
+    updateAllowedOperations(store, 'VM', vm);
+  });
+}
+
+function editMap(ctx: CallContext, vm: string, field: 'platform' | 'other_config', key: string, value?: string): void {
+  const store = ctx.daemon.store;
+  store.tx(() => {
+    const cur = { ...(store.field('VM', vm, field) as Record<string, string>) };
+    if (value === undefined) delete cur[key];
+    else Object.defineProperty(cur, key, { value, enumerable: true, writable: true, configurable: true });
+    store.update('VM', vm, { [field]: cur });
+    updateAllowedOperations(store, 'VM', vm);
+  });
+}
+
+/** The largest memory_static_max whose domain, overhead included, fits in `total` bytes. */
+export function maximiseMemory(rec: VMRecord, total: number, approximate: boolean): number {
+  let m = total;
+  for (let i = 0; i < 20; i++) {
+    const overhead = Math.ceil(m / 128) + Math.max(1, rec.VCPUs_max) * MiB + shadowMiB({ ...rec, memory_static_max: m }) * MiB;
+    const next = Math.max(0, total - overhead);
+    if (next === m) break;
+    m = next;
+  }
+  return approximate ? Math.floor(m / MiB) * MiB : m;
+}
+
+export const vmHandlers: Record<string, Handler> = {
+  // ---- constructor and destructor --------------------------------------------------------
+
+  create(ctx: CallContext, args: ApiRecord) {
+    const store = ctx.daemon.store;
+    // A new VM is halted, whatever the caller says, and has no domain.
+    const ref = createObject(ctx, 'VM', { ...args, power_state: 'Halted' });
+    store.tx(() => {
+      store.update('VM', ref, { domid: -1, resident_on: NULL_REF, scheduled_to_be_resident_on: NULL_REF, is_control_domain: false });
+      updateAllowedOperations(store, 'VM', ref);
+    });
+    return ref;
+  },
+
+  destroy(ctx: CallContext, vm: string) {
+    return vms(ctx).withOp(ctx, vm, 'destroy', async () => {
+      const store = ctx.daemon.store;
+      // As xapi: the VM's devices, consoles, crash dump records and metrics go with it; its VDIs stay.
+      store.tx(() => {
+        const rec = store.get('VM', vm)!;
+        const vdis = rec.VBDs.map((r) => store.field('VBD', r, 'VDI')!).filter((v) => v !== NULL_REF);
+        for (const r of rec.VBDs) store.destroy('VBD', r);
+        for (const r of rec.VIFs) store.destroy('VIF', r);
+        for (const r of rec.consoles) store.destroy('console', r);
+        for (const r of rec.crash_dumps) store.destroy('crashdump', r);
+        for (const r of rec.VTPMs) store.destroy('VTPM', r);
+        store.destroy('VM', vm);
+        if (rec.metrics !== NULL_REF && store.exists('VM_metrics', rec.metrics)) store.destroy('VM_metrics', rec.metrics);
+        if (rec.guest_metrics !== NULL_REF && store.exists('VM_guest_metrics', rec.guest_metrics)) store.destroy('VM_guest_metrics', rec.guest_metrics);
+        for (const vdi of vdis) if (store.exists('VDI', vdi)) refreshOperations(store, { vdi });
+      });
+    });
+  },
+
+  // ---- power ------------------------------------------------------------------------------
+
+  start(ctx: CallContext, vm: string, startPaused: boolean, force: boolean) {
+    return vms(ctx).start(ctx, vm, startPaused, force);
+  },
+  start_on(ctx: CallContext, vm: string, host: string, startPaused: boolean, force: boolean) {
+    if (host === NULL_REF) fail('HANDLE_INVALID', 'host', host);
+    return vms(ctx).start(ctx, vm, startPaused, force, 'start_on', host);
+  },
+  pause(ctx: CallContext, vm: string) {
+    return vms(ctx).pause(ctx, vm);
+  },
+  unpause(ctx: CallContext, vm: string) {
+    return vms(ctx).unpause(ctx, vm);
+  },
+  suspend(ctx: CallContext, vm: string) {
+    return vms(ctx).suspend(ctx, vm);
+  },
+  resume(ctx: CallContext, vm: string, startPaused: boolean, force: boolean) {
+    return vms(ctx).resume(ctx, vm, startPaused, force);
+  },
+  resume_on(ctx: CallContext, vm: string, host: string, startPaused: boolean, force: boolean) {
+    if (host === NULL_REF) fail('HANDLE_INVALID', 'host', host);
+    return vms(ctx).resume(ctx, vm, startPaused, force, 'resume_on', host);
+  },
+  clean_shutdown(ctx: CallContext, vm: string) {
+    return vms(ctx).cleanShutdown(ctx, vm);
+  },
+  hard_shutdown(ctx: CallContext, vm: string) {
+    return vms(ctx).hardShutdown(ctx, vm);
+  },
+  clean_reboot(ctx: CallContext, vm: string) {
+    return vms(ctx).cleanReboot(ctx, vm);
+  },
+  hard_reboot(ctx: CallContext, vm: string) {
+    return vms(ctx).hardReboot(ctx, vm);
+  },
+  power_state_reset(ctx: CallContext, vm: string) {
+    return vms(ctx).powerStateReset(ctx, vm);
+  },
+  pool_migrate(ctx: CallContext, vm: string, host: string, _options: Record<string, string>) {
+    assertOperationValid(ctx.daemon.store, 'VM', vm, 'pool_migrate');
+    if (host === ctx.daemon.hostRef) fail('OPERATION_NOT_ALLOWED', 'the VM already runs on this host, and there is no other host: pools are not supported yet');
+    fail('OPERATION_NOT_ALLOWED', 'pool_migrate needs a pool of several hosts; this host is alone (pools are not supported yet)');
+  },
+
+  // ---- new VMs and disks ---------------------------------------------------------------------
+
+  clone(ctx: CallContext, vm: string, newName: string) {
+    return cloneVm(vms(ctx), ctx, vm, newName);
+  },
+  copy(ctx: CallContext, vm: string, newName: string, sr: string) {
+    return cloneVm(vms(ctx), ctx, vm, newName, sr);
+  },
+  provision(ctx: CallContext, vm: string) {
+    return provisionVm(vms(ctx), ctx, vm);
+  },
+
+  // ---- live changes ----------------------------------------------------------------------------
+
+  set_VCPUs_number_live(ctx: CallContext, vm: string, n: number) {
+    return vms(ctx).setVcpusLive(ctx, vm, n);
+  },
+  add_to_VCPUs_params_live(ctx: CallContext, vm: string, key: string, value: string) {
+    return vms(ctx).addVcpusParamLive(ctx, vm, key, value);
+  },
+  set_memory_target_live(ctx: CallContext, vm: string, target: number) {
+    return vms(ctx).setMemoryTargetLive(ctx, vm, target);
+  },
+  set_shadow_multiplier_live(ctx: CallContext, vm: string, multiplier: number) {
+    return vms(ctx).setShadowMultiplierLive(ctx, vm, multiplier);
+  },
+  send_sysrq(ctx: CallContext, vm: string, key: string) {
+    return vms(ctx).sysrq(ctx, vm, key);
+  },
+  send_trigger(ctx: CallContext, vm: string, trigger: string) {
+    return vms(ctx).trigger(ctx, vm, trigger);
+  },
+
+  // ---- questions ------------------------------------------------------------------------------------
+
+  async get_boot_record(ctx: CallContext, vm: string) {
+    assertOperationValid(ctx.daemon.store, 'VM', vm, 'get_boot_record');
+    return vms(ctx).bootRecord(vm);
+  },
+  maximise_memory(ctx: CallContext, vm: string, total: number, approximate: boolean) {
+    if (total < 0) fail('INVALID_VALUE', 'total', total);
+    return maximiseMemory(ctx.daemon.store.get('VM', vm)!, total, approximate);
+  },
+  async assert_can_boot_here(ctx: CallContext, vm: string, host: string) {
+    if (host === NULL_REF) fail('HANDLE_INVALID', 'host', host);
+    const rec = ctx.daemon.store.get('VM', vm)!;
+    memoryOf(rec);
+    checkVcpus(rec);
+    await vms(ctx).assertCanBootHere(vm, host);
+  },
+  async get_possible_hosts(ctx: CallContext, vm: string) {
+    const rec = ctx.daemon.store.get('VM', vm)!;
+    const out: string[] = [];
+    for (const host of ctx.daemon.store.all('host')) {
+      try {
+        memoryOf(rec);
+        checkVcpus(rec);
+        await vms(ctx).assertCanBootHere(vm, host);
+        out.push(host);
+      } catch {
+        /* not this one */
+      }
+    }
+    return out;
+  },
+  assert_operation_valid(ctx: CallContext, vm: string, op: string) {
+    assertOperationValid(ctx.daemon.store, 'VM', vm, op);
+  },
+  update_allowed_operations(ctx: CallContext, vm: string) {
+    updateAllowedOperations(ctx.daemon.store, 'VM', vm);
+  },
+
+  // ---- setters declared as messages ---------------------------------------------------------------
+
+  set_platform(ctx: CallContext, vm: string, value: Record<string, string>) {
+    setAndRefresh(ctx, vm, { platform: value });
+  },
+  add_to_platform(ctx: CallContext, vm: string, key: string, value: string) {
+    editMap(ctx, vm, 'platform', key, value);
+  },
+  remove_from_platform(ctx: CallContext, vm: string, key: string) {
+    editMap(ctx, vm, 'platform', key);
+  },
+  set_other_config(ctx: CallContext, vm: string, value: Record<string, string>) {
+    setAndRefresh(ctx, vm, { other_config: value });
+  },
+  add_to_other_config(ctx: CallContext, vm: string, key: string, value: string) {
+    editMap(ctx, vm, 'other_config', key, value);
+  },
+  remove_from_other_config(ctx: CallContext, vm: string, key: string) {
+    editMap(ctx, vm, 'other_config', key);
+  },
+  set_HVM_boot_policy(ctx: CallContext, vm: string, value: string) {
+    setAndRefresh(ctx, vm, { HVM_boot_policy: value });
+  },
+  set_actions_after_crash(ctx: CallContext, vm: string, value: VMRecord['actions_after_crash']) {
+    setAndRefresh(ctx, vm, { actions_after_crash: value });
+  },
+  /** Making a VM into a template needs it halted (the make_into_template operation). */
+  async set_is_a_template(ctx: CallContext, vm: string, value: boolean) {
+    const store = ctx.daemon.store;
+    const cur = store.field('VM', vm, 'is_a_template');
+    if (cur === value) return;
+    if (!value) {
+      setAndRefresh(ctx, vm, { is_a_template: false });
+      return;
+    }
+    await runOperation(ctx, 'VM', vm, 'make_into_template', () => {
+      store.tx(() => {
+        store.update('VM', vm, { is_a_template: true });
+        const m = store.field('VM', vm, 'metrics')!;
+        if (m !== NULL_REF && store.exists('VM_metrics', m)) store.update('VM_metrics', m, { last_updated: now() });
+      });
+    });
+  },
+};
+

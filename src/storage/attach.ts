@@ -1,0 +1,99 @@
+// What the VM side uses to give a VM its disks. The hypervisor driver (not part of the
+// storage layer) calls attachVbdDisk before it puts a disk into a domain's
+// configuration, using the returned path and format, and detachVbdDisk after the
+// domain has let go of it; markVbdAttached records the outcome. For hot-plug into a
+// running VM, VBD.plug/unplug/insert/eject call the BlockDeviceDriver registered with
+// registerBlockDeviceDriver; until one is registered they answer NOT_IMPLEMENTED.
+import type { Daemon } from '../api/context.js';
+import { fail } from '../api/errors.js';
+import { NULL_REF } from '../datamodel/model.js';
+import { activeVbds, refreshOperations } from './rules.js';
+import { storageOf } from './service.js';
+import { deviceName } from './devices.js';
+
+export interface AttachedDisk {
+  vbd: string;
+  vdi: string;
+  sr: string;
+  /** What the domain's disk configuration names: a file or a block device. */
+  path: string;
+  /** Image format at that path: "raw", "qcow2"... */
+  format: string;
+  readOnly: boolean;
+  /** Extra keys the plugin wants in the device's xenstore area. */
+  xenstoreData: Record<string, string>;
+}
+
+export interface BlockDeviceDriver {
+  /** Hot-plugs the disk (or an empty CD drive when disk is undefined); returns the device name used. */
+  plug(daemon: Daemon, vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<{ device: string }>;
+  /** Hot-unplugs; force means without the guest's cooperation. */
+  unplug(daemon: Daemon, vm: string, vbd: string, force: boolean): Promise<void>;
+  /** Changes the medium in an attached CD drive (undefined = eject). */
+  changeMedium(daemon: Daemon, vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<void>;
+}
+
+export function registerBlockDeviceDriver(daemon: Daemon, driver: BlockDeviceDriver): void {
+  storageOf(daemon).driver = driver;
+}
+
+/** Checks that the VBD's disk could be attached now (VBD.assert_attachable). */
+export function assertAttachable(daemon: Daemon, vbd: string): void {
+  const store = daemon.store;
+  const svc = storageOf(daemon);
+  const rec = store.get('VBD', vbd);
+  if (!rec) fail('HANDLE_INVALID', 'VBD', vbd);
+  if (rec.empty || rec.VDI === NULL_REF) {
+    if (rec.type !== 'CD') fail('VBD_NOT_REMOVABLE_MEDIA', vbd);
+    return;
+  }
+  const vdi = store.get('VDI', rec.VDI);
+  if (!vdi) fail('HANDLE_INVALID', 'VDI', rec.VDI);
+  svc.manifestOf(vdi.SR);
+  svc.requirePlugged(vdi.SR);
+  if (!svc.manifestOf(vdi.SR).capabilities.includes('VDI_ATTACH')) fail('SR_OPERATION_NOT_SUPPORTED', vdi.SR);
+  if (vdi.missing) fail('VDI_MISSING', vdi.SR, rec.VDI);
+  if (rec.mode === 'RW' && vdi.read_only) fail('VDI_READONLY', rec.VDI);
+  if (!vdi.sharable) {
+    const others = activeVbds(store, rec.VDI).filter((b) => b !== vbd);
+    if (others.some((b) => store.field('VBD', b, 'mode') === 'RW') || (rec.mode === 'RW' && others.length > 0)) fail('VDI_IN_USE', rec.VDI, 'attach');
+  }
+}
+
+/** Asks the VDI's plugin to make the disk reachable on this host; undefined for an empty CD drive. */
+export async function attachVbdDisk(daemon: Daemon, vbd: string): Promise<AttachedDisk | undefined> {
+  assertAttachable(daemon, vbd);
+  const store = daemon.store;
+  const rec = store.get('VBD', vbd)!;
+  if (rec.empty || rec.VDI === NULL_REF) return undefined;
+  const sr = store.field('VDI', rec.VDI, 'SR')!;
+  const writable = rec.mode === 'RW';
+  const r = await storageOf(daemon).call(sr, 'vdi_attach', { vdi: rec.VDI, args: { writable }, op: 'attach' });
+  if (typeof r.path !== 'string' || !r.path) fail('VDI_NOT_AVAILABLE', rec.VDI);
+  const xs = r.xenstore_data && typeof r.xenstore_data === 'object' ? Object.fromEntries(Object.entries(r.xenstore_data).map(([k, v]) => [k, String(v)])) : {};
+  return {
+    vbd, vdi: rec.VDI, sr, path: r.path, format: typeof r.format === 'string' && r.format ? r.format : 'raw',
+    readOnly: !writable || r.read_only === true, xenstoreData: xs,
+  };
+}
+
+/** Tells the VDI's plugin that this host no longer uses the disk. */
+export async function detachVbdDisk(daemon: Daemon, vbd: string): Promise<void> {
+  const store = daemon.store;
+  const rec = store.get('VBD', vbd);
+  if (!rec || rec.empty || rec.VDI === NULL_REF || !store.exists('VDI', rec.VDI)) return;
+  const sr = store.field('VDI', rec.VDI, 'SR')!;
+  await storageOf(daemon).call(sr, 'vdi_detach', { vdi: rec.VDI, op: 'detach' });
+}
+
+/** Records that the VBD is (or is no longer) in use by its running domain. */
+export function markVbdAttached(daemon: Daemon, vbd: string, attached: boolean, device?: string): void {
+  const store = daemon.store;
+  store.tx(() => {
+    const rec = store.get('VBD', vbd);
+    if (!rec) return;
+    const dev = device ?? (attached ? deviceName(store, rec.VM, rec.userdevice) : rec.device);
+    store.update('VBD', vbd, { currently_attached: attached, device: dev });
+    refreshOperations(store, { vbd });
+  });
+}

@@ -1,0 +1,155 @@
+// The storage layer of one daemon: the plugins found at start, the processes they run,
+// the journal of storage changes in flight, and one lock per SR for the plugin calls
+// that change an SR's contents. Handlers reach it with storageOf(ctx.daemon).
+import path from 'node:path';
+import type { Daemon } from '../api/context.js';
+import { fail, XenApiError } from '../api/errors.js';
+import { NULL_REF } from '../datamodel/model.js';
+import { ChildRegistry } from './children.js';
+import { IntentJournal } from './intents.js';
+import type { Manifest } from './manifest.js';
+import { mapPluginFailure, PluginFailure, PluginPool, runPlugin, type PluginRequest, type SrInfo, type VdiInfo } from './plugin.js';
+import type { BlockDeviceDriver } from './attach.js';
+
+export interface CallOptions {
+  vdi?: string | VdiInfo;
+  args?: Record<string, unknown>;
+  /** The XenAPI operation, for error parameters (VDI_IN_USE [vdi, op]). */
+  op?: string;
+  signal?: AbortSignal;
+  /** Use this device_config instead of this host's PBD's (PBD.plug, SR.create). */
+  deviceConfig?: Record<string, string>;
+  /** For calls about an SR that has no record (yet): its type and uuid. */
+  type?: string;
+  srUuid?: string;
+  smConfig?: Record<string, string>;
+}
+
+export class StorageService {
+  readonly children: ChildRegistry;
+  readonly intents: IntentJournal;
+  readonly pool: PluginPool;
+  plugins = new Map<string, Manifest>();
+  driver?: BlockDeviceDriver;
+  private readonly chains = new Map<string, Promise<unknown>>();
+  /** SR figures a plugin sent along with an answer (`sr_stat` in a result), not yet used. */
+  readonly freshFigures = new Map<string, Record<string, unknown>>();
+  /** Test hook: `crash-after:<command>` kills the daemon right after that plugin command answers. */
+  private readonly fault = process.env.XAPID_STORAGE_FAULT ?? '';
+
+  constructor(readonly daemon: Daemon, readonly stateDir: string) {
+    const dir = path.join(stateDir, 'storage');
+    this.children = new ChildRegistry(path.join(dir, 'running'));
+    this.intents = new IntentJournal(path.join(dir, 'journal'));
+    this.pool = new PluginPool(this.children);
+  }
+
+  get store() {
+    return this.daemon.store;
+  }
+
+  hostUuid(): string {
+    return this.store.field('host', this.daemon.hostRef, 'uuid') ?? '';
+  }
+
+  manifestForType(type: string): Manifest {
+    const m = this.plugins.get(type.toLowerCase());
+    if (!m) fail('SR_UNKNOWN_DRIVER', type);
+    return m;
+  }
+
+  manifestOf(sr: string): Manifest {
+    return this.manifestForType(this.store.field('SR', sr, 'type') ?? '');
+  }
+
+  requireCapability(sr: string, cap: string): void {
+    if (!this.manifestOf(sr).capabilities.includes(cap)) fail('SR_OPERATION_NOT_SUPPORTED', sr);
+  }
+
+  /** This host's PBD for the SR, if it has one. */
+  localPbd(sr: string): string | undefined {
+    const pbds = this.store.field('SR', sr, 'PBDs') ?? [];
+    return pbds.find((p) => this.store.field('PBD', p, 'host') === this.daemon.hostRef);
+  }
+
+  /** This host's plugged PBD for the SR, or SR_HAS_NO_PBDS. */
+  requirePlugged(sr: string): string {
+    const pbd = this.localPbd(sr);
+    if (!pbd || !this.store.field('PBD', pbd, 'currently_attached')) fail('SR_HAS_NO_PBDS', sr);
+    return pbd;
+  }
+
+  vdiInfo(vdi: string): VdiInfo {
+    const r = this.store.get('VDI', vdi);
+    if (!r) fail('HANDLE_INVALID', 'VDI', vdi);
+    return { uuid: r.uuid, location: r.location, sm_config: r.sm_config };
+  }
+
+  private srInfo(sr: string, o: CallOptions): SrInfo {
+    const rec = sr === NULL_REF ? undefined : this.store.get('SR', sr);
+    let dc = o.deviceConfig;
+    if (!dc) {
+      const pbd = rec ? this.localPbd(sr) : undefined;
+      if (!pbd) fail('SR_HAS_NO_PBDS', sr);
+      dc = this.store.field('PBD', pbd, 'device_config') ?? {};
+    }
+    return { uuid: o.srUuid ?? rec?.uuid ?? '', device_config: dc, sm_config: o.smConfig ?? rec?.sm_config ?? {} };
+  }
+
+  /** Runs one plugin command for an SR; plugin errors come back as XenAPI errors. */
+  async call(sr: string, command: string, o: CallOptions = {}): Promise<Record<string, unknown>> {
+    const m = o.type ? this.manifestForType(o.type) : this.manifestOf(sr);
+    const vdiRef = typeof o.vdi === 'string' ? o.vdi : undefined;
+    const req: PluginRequest = {
+      command,
+      sr: command === 'sr_probe' ? undefined : this.srInfo(sr, o),
+      vdi: typeof o.vdi === 'string' ? this.vdiInfo(o.vdi) : o.vdi,
+      args: o.args,
+    };
+    try {
+      const result = await runPlugin(m, req, { hostUuid: this.hostUuid(), children: this.children, pool: this.pool, signal: o.signal });
+      if (this.fault === `crash-after:${command}`) this.crash();
+      const st = result.sr_stat;
+      if (sr && st && typeof st === 'object' && !Array.isArray(st)) this.freshFigures.set(sr, st as Record<string, unknown>);
+      return result;
+    } catch (e) {
+      if (e instanceof PluginFailure) throw mapPluginFailure(e, { sr, vdi: vdiRef, op: o.op ?? command });
+      throw e;
+    }
+  }
+
+  /** The fault hook's way out: as abrupt as a power cut for the daemon's own state. */
+  crash(): never {
+    this.daemon.log.warn('XAPID_STORAGE_FAULT: killing the daemon on purpose');
+    process.kill(process.pid, 'SIGKILL');
+    throw new XenApiError('INTERNAL_ERROR', ['unreachable']);
+  }
+
+  faultIs(name: string): boolean {
+    return this.fault === name;
+  }
+
+  /** Runs fn alone among the SR's locked sections (calls that change what the SR holds). */
+  locked<T>(sr: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(sr) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.chains.set(sr, tail);
+    void tail.then(() => {
+      if (this.chains.get(sr) === tail) this.chains.delete(sr);
+    });
+    return next;
+  }
+}
+
+const services = new WeakMap<Daemon, StorageService>();
+
+export function registerStorage(daemon: Daemon, s: StorageService): void {
+  services.set(daemon, s);
+}
+
+export function storageOf(daemon: Daemon): StorageService {
+  const s = services.get(daemon);
+  if (!s) fail('INTERNAL_ERROR', 'the storage layer is not running');
+  return s;
+}
