@@ -79,7 +79,29 @@ function saxInto(d: InstanceType<DeserializerCtor>, body: string): StreamLike {
 
 export class MalformedRequest extends Error {}
 
+// The usual call — a method name and string parameters, without entities, CDATA, comments,
+// attributes or carriage returns — is read with two regular expressions; anything else goes
+// through sax. For what the pattern accepts, both give the same method and params (sax keeps
+// such text as is, and the deserializer ignores whitespace between these tags).
+const WS = '[ \\t\\n]*';
+const TEXT = '[^<&\\r]*';
+const SIMPLE_CALL = new RegExp(
+  `^${WS}(?:<\\?xml[^<>?]*\\?>${WS})?<methodCall>${WS}<methodName>([^<&\\r]+)</methodName>${WS}` +
+  `<params>${WS}((?:<param>${WS}<value>(?:<string>${TEXT}</string>|${TEXT})</value>${WS}</param>${WS})*)</params>${WS}</methodCall>${WS}$`,
+);
+const SIMPLE_PARAM = new RegExp(`<value>(?:<string>(${TEXT})</string>|(${TEXT}))</value>`, 'g');
+
+function parseSimpleCall(body: string): { method: string; params: unknown[] } | undefined {
+  const m = SIMPLE_CALL.exec(body);
+  if (!m) return undefined;
+  const params: string[] = [];
+  for (const p of m[2]!.matchAll(SIMPLE_PARAM)) params.push(p[1] ?? p[2]!);
+  return { method: m[1]!, params };
+}
+
 export function parseMethodCall(body: string): Promise<{ method: string; params: unknown[] }> {
+  const simple = parseSimpleCall(body);
+  if (simple) return Promise.resolve(simple);
   return new Promise((resolve, reject) => {
     const d = newDeserializer();
     d.deserializeMethodCall(saxInto(d, body), (err, method, params) => {

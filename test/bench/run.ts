@@ -26,7 +26,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const WARMUP = 1;
 /** Each throughput figure is taken in this many alternating slices of xapid and bare. */
-const ROUNDS = 2;
+const ROUNDS = 4;
 const REPS = Number(process.env.BENCH_REPS ?? 7);
 const SMALL = 1_000;
 const LARGE = 10_000;
