@@ -8,7 +8,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Codes, PluginError, intArg, requireSr, requireVdi, roundUp, run, serve, type Request } from '../lib/protocol.js';
 import { readQcow2Header } from '../lib/qcow2.js';
-import { allocated, fsFigures } from '../lib/fsinfo.js';
+import { allocated, checkDir, fsFigures } from '../lib/fsinfo.js';
 
 const MARKER = '.xapid-sr.json';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -25,15 +25,6 @@ function locationOf(dc: Record<string, string> | undefined): string {
   return path.resolve(l);
 }
 
-function checkDir(dir: string): void {
-  let st;
-  try {
-    st = statSync(dir);
-  } catch {
-    throw new PluginError(Codes.SR_UNAVAILABLE, `location ${dir} does not exist`);
-  }
-  if (!st.isDirectory()) throw new PluginError(Codes.INVALID_CONFIG, `location ${dir} is not a directory`);
-}
 
 function readMarker(dir: string): { uuid: string } | undefined {
   try {

@@ -4,7 +4,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Codes, PluginError, requireSr, requireVdi, serve, type Request } from '../lib/protocol.js';
-import { allocated, fsFigures } from '../lib/fsinfo.js';
+import { allocated, checkDir, fsFigures } from '../lib/fsinfo.js';
 
 const ISO = /^[^/]+\.(iso|img)$/i;
 
@@ -12,13 +12,7 @@ function locationOf(dc: Record<string, string> | undefined): string {
   const l = dc?.location;
   if (!l) throw new PluginError(Codes.LOCATION_MISSING, 'The request is missing the location parameter');
   const dir = path.resolve(l);
-  let st;
-  try {
-    st = statSync(dir);
-  } catch {
-    throw new PluginError(Codes.SR_UNAVAILABLE, `location ${dir} does not exist`);
-  }
-  if (!st.isDirectory()) throw new PluginError(Codes.INVALID_CONFIG, `location ${dir} is not a directory`);
+  checkDir(dir);
   return dir;
 }
 
