@@ -14,6 +14,7 @@ import {
   DriverError, type ConsoleStream, type DiskSpec, type DomainConfig, type DomainEvent, type DomainInfo,
   type Driver, type HostFacts, type NicSpec, type ShutdownReason, type SimulatorHints,
 } from '../driver.js';
+import { DomainFeed } from '../feed.js';
 import { SimXenstore } from './xenstore.js';
 
 export interface SimulatorOptions {
@@ -92,7 +93,7 @@ export class SimulatorDriver implements Driver {
   readonly name = 'sim' as const;
   private readonly domains = new Map<number, SimDomain>();
   private readonly xs = new SimXenstore();
-  private readonly listeners = new Set<(e: DomainEvent) => void>();
+  private readonly feed = new DomainFeed();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly agentTimers = new Map<number, NodeJS.Timeout>();
   private nextDomid = 1;
@@ -182,15 +183,7 @@ export class SimulatorDriver implements Driver {
 
   /** Waits a scaled delay; with no delay it only yields to other work. */
   private wait(base: number): Promise<void> {
-    const ms = this.ms(base);
-    if (ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.timers.delete(t);
-        resolve();
-      }, ms);
-      this.timers.add(t);
-    });
+    return this.waitExactly(this.ms(base));
   }
 
   private waitExactly(ms: number): Promise<void> {
@@ -220,23 +213,12 @@ export class SimulatorDriver implements Driver {
   // ---- the change feed ---------------------------------------------------------
 
   subscribe(listener: (e: DomainEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private emit(e: DomainEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch {
-        /* a listener's failure is its own */
-      }
-    }
+    return this.feed.subscribe(listener);
   }
 
   private changed(d: SimDomain): void {
     this.persist();
-    if (this.domains.get(d.domid) === d) this.emit({ kind: 'changed', info: this.infoOf(d) });
+    if (this.domains.get(d.domid) === d) this.feed.emit({ kind: 'changed', info: this.infoOf(d) });
   }
 
   // ---- reads -------------------------------------------------------------------
@@ -434,7 +416,7 @@ export class SimulatorDriver implements Driver {
     w('data/meminfo_free', String(Math.floor((d.memoryBytes * 0.6) / 1024)));
     w('data/updated', '1');
     this.persist();
-    this.emit({ kind: 'guest', domid: d.domid, uuid: d.uuid });
+    this.feed.emit({ kind: 'guest', domid: d.domid, uuid: d.uuid });
   }
 
   private log(d: SimDomain, line: string): void {
@@ -478,7 +460,7 @@ export class SimulatorDriver implements Driver {
     this.xs.remove(`/vm/${d.uuid}`);
     this.consoleListeners.delete(d.domid);
     this.persist();
-    this.emit({ kind: 'gone', domid: d.domid, uuid: d.uuid });
+    this.feed.emit({ kind: 'gone', domid: d.domid, uuid: d.uuid });
   }
 
   async requestShutdown(domid: number, reason: 'poweroff' | 'reboot', ackTimeoutMs: number): Promise<void> {
@@ -579,7 +561,7 @@ export class SimulatorDriver implements Driver {
     this.log(d, 'Resumed from a suspend image');
     if (!opts.paused) this.run(d);
     this.changed(d);
-    if (d.agentUp) this.emit({ kind: 'guest', domid: d.domid, uuid: d.uuid });
+    if (d.agentUp) this.feed.emit({ kind: 'guest', domid: d.domid, uuid: d.uuid });
     return this.infoOf(d);
   }
 
@@ -683,7 +665,7 @@ export class SimulatorDriver implements Driver {
     this.writeNic(d, nic);
     if (d.agentUp) this.xs.write(`/local/domain/${domid}/attr/eth${nic.devid}/ip`, simulatedIp(nic.mac));
     this.changed(d);
-    if (d.agentUp) this.emit({ kind: 'guest', domid, uuid: d.uuid });
+    if (d.agentUp) this.feed.emit({ kind: 'guest', domid, uuid: d.uuid });
   }
 
   async detachNic(domid: number, devid: number, _force: boolean): Promise<void> {
@@ -696,7 +678,7 @@ export class SimulatorDriver implements Driver {
     this.xs.remove(`/local/domain/${domid}/device/vif/${devid}`);
     this.xs.remove(`/local/domain/${domid}/attr/eth${devid}`);
     this.changed(d);
-    if (d.agentUp) this.emit({ kind: 'guest', domid, uuid: d.uuid });
+    if (d.agentUp) this.feed.emit({ kind: 'guest', domid, uuid: d.uuid });
   }
 
   async changeCd(domid: number, vdev: string, disk: DiskSpec | undefined): Promise<void> {

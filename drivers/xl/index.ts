@@ -11,6 +11,7 @@ import {
   DriverError, type ConsoleStream, type DiskSpec, type DomainConfig, type DomainEvent, type DomainInfo,
   type Driver, type HostFacts, type NicSpec,
 } from '../driver.js';
+import { DomainFeed } from '../feed.js';
 import { renderXlConfig, diskSpec } from './config.js';
 import { spawnRunner, type Runner } from './exec.js';
 import { parseXenstoreLs, parseXlInfo, parseXlListLong, parseXlListVerbose, type ListedDomain } from './parse.js';
@@ -51,7 +52,7 @@ export class XlDriver implements Driver {
   private readonly xl: string;
   private readonly cmdMs: number;
   private readonly buildMs: number;
-  private readonly listeners = new Set<(e: DomainEvent) => void>();
+  private readonly feed = new DomainFeed();
   private readonly watchers = new Set<ChildProcess>();
   private known = new Map<number, DomainInfo>();
   private readonly details = new Map<number, Details>();
@@ -117,18 +118,7 @@ export class XlDriver implements Driver {
   // ---- the change feed -----------------------------------------------------------------
 
   subscribe(listener: (e: DomainEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private emit(e: DomainEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch {
-        /* the listener's own failure */
-      }
-    }
+    return this.feed.subscribe(listener);
   }
 
   private scheduleRescan(): void {
@@ -154,13 +144,13 @@ export class XlDriver implements Driver {
           for (const [domid, old] of this.known) {
             if (!next.has(domid)) {
               this.details.delete(domid);
-              this.emit({ kind: 'gone', domid, uuid: old.uuid });
+              this.feed.emit({ kind: 'gone', domid, uuid: old.uuid });
             }
           }
           for (const d of now) {
             const old = this.known.get(d.domid);
             if (!old || old.state !== d.state || old.shutdownReason !== d.shutdownReason || old.memoryBytes !== d.memoryBytes || old.vcpus !== d.vcpus) {
-              this.emit({ kind: 'changed', info: d });
+              this.feed.emit({ kind: 'changed', info: d });
             }
           }
           this.known = next;
