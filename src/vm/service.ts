@@ -85,6 +85,7 @@ export class VmService {
 
   async open(): Promise<void> {
     await this.driver.open();
+    await this.refreshHostMetrics();
     const made = ensureDefaultTemplates(this.store);
     if (made) this.log.info({ templates: made }, 'default templates created');
     await this.reconcile();
@@ -955,7 +956,23 @@ export class VmService {
 
   // ---- metrics -----------------------------------------------------------------------------------
 
+  /** The host's memory as the hypervisor counts it (dom0's /proc sees only dom0's share). */
+  private async refreshHostMetrics(): Promise<void> {
+    let f: HostFacts;
+    try {
+      f = await this.driver.host();
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'metrics: reading the host\'s facts failed');
+      return;
+    }
+    const metrics = this.store.field('host', this.daemon.hostRef, 'metrics');
+    if (!metrics || !this.store.exists('host_metrics', metrics)) return;
+    if (this.store.field('host_metrics', metrics, 'memory_total') === f.totalMemoryBytes) return;
+    this.store.update('host_metrics', metrics, { memory_total: f.totalMemoryBytes, last_updated: now() });
+  }
+
   private async refreshAllMetrics(): Promise<void> {
+    await this.refreshHostMetrics();
     let domains: DomainInfo[];
     try {
       domains = await this.driver.list();
