@@ -26,16 +26,21 @@ export function classify(stderr: string): DriverErrorKind {
   if (/(not enough|insufficient|failed to claim|cannot allocate) memory|out of memory|enomem|claim/.test(s)) return 'no-memory';
   if (/pv control interface not available|no pv drivers|pv drivers/.test(s)) return 'no-pv-drivers';
   if (/device .*(already|exists)|unable to add device|failed to add device|device not found|unable to remove device|libxl_device_/.test(s)) return 'device';
-  if (/libxl__build|domain_create|build failed|failed to build|xc_dom|libxl_domain_create|cannot make domain/.test(s)) return 'build';
+  if (/libxl__build|domain_create|build failed|failed to build|xc_dom|xg_dom|\(re-\)build domain|libxl_domain_create|cannot make domain/.test(s)) return 'build';
   if (/not supported|unsupported|not implemented/.test(s)) return 'unsupported';
   if (/usage:|invalid|unknown|bad value|parsing/.test(s)) return 'invalid';
   return 'failed';
 }
 
-/** The last meaningful lines of stderr: what a person would read first. */
+/** What a person would read first: libxl reports the cause first and then its own
+ * clean-up, so the first error line is kept along with the last lines (five at most). */
 export function summary(stderr: string): string {
   const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines.slice(-4).join(' | ') || 'no message';
+  if (lines.length <= 5) return lines.join(' | ') || 'no message';
+  const tail = lines.slice(-3);
+  const first = lines.findIndex((l) => /error|fail/i.test(l));
+  const head = first >= 0 && first < lines.length - 3 ? [lines[first]!, '…'] : [];
+  return [...head, ...tail].join(' | ');
 }
 
 export const spawnRunner: Runner = (cmd, args, opts) =>

@@ -12,8 +12,9 @@ export function runGeneric(ctx: CallContext, m: MessageModel, args: unknown[]): 
   const cls = m.cls;
   const f = m.field;
   switch (m.kind) {
+    // Reads answer the store's shared records (frozen, not copied): they only go to the encoder.
     case 'get':
-      return store.get(cls, args[0] as string)![f!.name];
+      return store.view(cls, args[0] as string)![f!.name];
     case 'set':
       store.update(cls, args[0] as string, { [f!.name]: args[1] });
       return undefined;
@@ -26,11 +27,11 @@ export function runGeneric(ctx: CallContext, m: MessageModel, args: unknown[]): 
       });
     }
     case 'get_record':
-      return store.get(cls, args[0] as string);
+      return store.view(cls, args[0] as string);
     case 'get_all':
       return store.all(cls);
     case 'get_all_records':
-      return Object.fromEntries(store.allRecords(cls));
+      return Object.fromEntries(store.viewAll(cls));
     case 'get_by_uuid': {
       const ref = store.refByUuid(cls, args[0] as string);
       if (!ref) fail('UUID_INVALID', cls, args[0]);

@@ -3,14 +3,27 @@
 // not possible now (or nothing); allowed_operations is that check run over every
 // operation, and runOperation locks the object while the operation runs.
 import type { ObjectStore } from '../db/store.js';
+import type { ErrorCode } from '../datamodel/errors.js';
 import type { CallContext } from './context.js';
 import { XenApiError } from './errors.js';
+
+/** Why an operation cannot start: an error's code and parameters. A XenApiError is one;
+ * a plain one costs no stack trace, which matters where allowed_operations asks about
+ * every operation of every object (at start, thousands of times per class). */
+export interface Refusal {
+  readonly code: string;
+  readonly params: ReadonlyArray<unknown>;
+}
+
+export function refusal(code: ErrorCode, ...params: unknown[]): Refusal {
+  return { code, params };
+}
 
 export interface OperationRules {
   /** Every operation the class's allowed_operations may list. */
   ops: readonly string[];
   /** Why `op` cannot start on `ref` now, ignoring operations in progress; undefined if it can. */
-  check(store: ObjectStore, ref: string, op: string): XenApiError | undefined;
+  check(store: ObjectStore, ref: string, op: string): Refusal | undefined;
   /** Operations that may run alongside each other (e.g. clone with copy); default: none. */
   compatible?: ReadonlyArray<readonly string[]>;
 }
@@ -41,19 +54,24 @@ export function assertOperationValid(store: ObjectStore, cls: string, ref: strin
     throw new XenApiError('OTHER_OPERATION_IN_PROGRESS', [cls, ref, other, task]);
   }
   const err = r.check(store, ref, op);
-  if (err) throw err;
+  if (err) throw err instanceof XenApiError ? err : new XenApiError(err.code as ErrorCode, err.params);
 }
 
-/** Recomputes allowed_operations from the class's rules; writes only when it changed. */
+/** Recomputes allowed_operations from the class's rules; writes only when it changed. One
+ * transaction, in which every read of the object is of the store's shared record. */
 export function updateAllowedOperations(store: ObjectStore, cls: string, ref: string): void {
   const r = rules.get(cls);
-  if (!r || !store.exists(cls, ref)) return;
-  const running = Object.values(current(store, cls, ref));
-  const allowed = r.ops.filter((op) => !conflict(r, running, op) && !r.check(store, ref, op));
-  const before = store.any.field(cls, ref, 'allowed_operations') as string[];
-  if (before.length !== allowed.length || before.some((o, i) => o !== allowed[i])) {
-    store.any.update(cls, ref, { allowed_operations: allowed });
-  }
+  if (!r) return;
+  store.tx(() => {
+    const rec = store.view(cls, ref);
+    if (!rec) return;
+    const running = Object.values(rec.current_operations as Record<string, string>);
+    const allowed = r.ops.filter((op) => !conflict(r, running, op) && !r.check(store, ref, op));
+    const before = rec.allowed_operations as readonly string[];
+    if (before.length !== allowed.length || before.some((o, i) => o !== allowed[i])) {
+      store.any.update(cls, ref, { allowed_operations: allowed });
+    }
+  });
 }
 
 /** Runs fn with `op` recorded in the object's current_operations under the call's task;
@@ -84,7 +102,7 @@ export async function runOperation<T>(ctx: CallContext, cls: string, ref: string
 export function clearStaleOperations(store: ObjectStore): void {
   store.tx(() => {
     for (const cls of rules.keys()) {
-      for (const [ref, rec] of store.allRecords(cls)) {
+      for (const [ref, rec] of store.viewAll(cls)) {
         if (Object.keys(rec.current_operations as object).length > 0) store.any.update(cls, ref, { current_operations: {} });
         updateAllowedOperations(store, cls, ref);
       }

@@ -1,7 +1,9 @@
 // The object store: every XenAPI object in SQLite. Each write runs in one
 // transaction together with its change-log entries, so the event feed sees a change
 // if and only if it was committed. The `many` side of a bound pair is computed on
-// read from the `one` side, so the two can never disagree.
+// read from the `one` side, so the two can never disagree. Decoded records are kept
+// in memory (cache.ts); every write goes through create, update, destroy or touch
+// here, which mark what they change, so SQLite stays the only truth.
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
 import { classes, NULL_REF, type ClassModel, type FieldModel } from '../datamodel/model.js';
@@ -9,9 +11,11 @@ import type { ApiType } from '../datamodel/types.js';
 import type { ClassName, Records } from '../datamodel/records.js';
 import { fail } from '../api/errors.js';
 import { migrate } from './migrate.js';
+import { RecordCache, copyValue, freezeValue, share, type ClassRecords, type SharedRecord } from './cache.js';
 import { q, toDb } from './schema.js';
 
 export type ApiRecord = Record<string, unknown>;
+export type { SharedRecord };
 export type ChangeOp = 'add' | 'mod' | 'del';
 
 /** Classes whose changes produce no events (as in xapi). */
@@ -43,6 +47,11 @@ interface ClassStatements {
   computedAll: Map<string, Database.Statement>;
   /** The record's fields in declaration order, with their column in a row (-1: computed). */
   layout: Array<{ name: string; type: ApiType; col: number }>;
+  types: Map<string, ApiType>;
+  /** The record's sets and maps, which a copy of a shared record must not share. */
+  containers: Array<{ name: string; type: ApiType }>;
+  /** Every field, in order: a record starts as a copy of this. */
+  template: ApiRecord;
 }
 
 /** The store seen by datamodel-driven code, which handles any class by name. */
@@ -66,7 +75,13 @@ export class ObjectStore {
   private readonly logStmt: Database.Statement;
   private readonly commitListeners: Array<() => void> = [];
   private dirty = false;
-  private readonly readTx: <T>(fn: () => T) => T;
+  private readonly runTx: <T>(fn: () => T) => T;
+  private readonly cache = new RecordCache();
+  private readonly dataVersion: Database.Statement;
+  /** PRAGMA data_version when the cache last matched the file. */
+  private seenVersion = -1;
+  /** True inside a transaction once it has looked for other connections' commits. */
+  private synced = false;
 
   constructor(file: string, opts: { sync?: 'normal' | 'full' } = {}) {
     this.db = new Database(file);
@@ -83,10 +98,12 @@ export class ObjectStore {
     this.db.pragma('foreign_keys = OFF');
     for (const c of classes.values()) if (c.stored) this.stmts.set(c.name, this.prepareClass(c));
     this.logStmt = this.db.prepare('INSERT INTO "_changes" (ts, cls, op, ref, uuid, snapshot) VALUES (?, ?, ?, ?, ?, ?)');
-    this.readTx = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
+    this.runTx = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
+    this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
   }
 
   close(): void {
+    this.cache.drop();
     if (this.db.open) this.db.close();
   }
 
@@ -113,6 +130,11 @@ export class ObjectStore {
       del: this.db.prepare(`DELETE FROM ${t} WHERE "ref" = ?`),
       computedOne, computedAll,
       layout: c.recordFields.map((f) => ({ name: f.name, type: f.type, col: f.computedFrom ? -1 : c.storedFields.indexOf(f) + 1 })),
+      types: new Map(c.recordFields.map((f) => [f.name, f.type])),
+      containers: c.recordFields.filter((f) => f.type.kind === 'set' || f.type.kind === 'map').map((f) => ({ name: f.name, type: f.type })),
+      // Made in one go, so that V8 gives it (and every copy) fast properties: an object
+      // given fifty keys one by one is kept as a hash table, slow to read, encode and copy.
+      template: Object.fromEntries(c.recordFields.map((f) => [f.name, null])),
     };
   }
 
@@ -124,60 +146,147 @@ export class ObjectStore {
 
   /** A record with its keys in declaration order; computed fields start as [] for the caller to fill. */
   private decodeRow(s: ClassStatements, row: unknown[]): ApiRecord {
-    const rec: ApiRecord = {};
+    const rec: ApiRecord = { ...s.template };
     for (const f of s.layout) rec[f.name] = f.col < 0 ? [] : fromDb(f.type, row[f.col]);
     return rec;
   }
 
-  /** Runs fn in one read transaction (or the one already open): its reads see one state of
-   * the database and take the lock once, where each statement alone would take it again. */
+  /** Runs fn in one transaction (or the one already open): its reads see one state of the
+   * database and take the lock once, where each statement alone would take it again. */
   read<T>(fn: () => T): T {
-    return this.db.inTransaction ? fn() : this.readTx(fn);
+    return this.tx(fn);
+  }
+
+  // ---- the record cache ------------------------------------------------------
+
+  /** Forgets every record if another connection has committed since the last look: the
+   * file is shared with tools (and tests) that write to it directly. One PRAGMA per
+   * transaction; inside one, the answer holds for its whole snapshot. */
+  private sync(): void {
+    if (this.synced) return;
+    const v = this.dataVersion.get() as number;
+    if (v !== this.seenVersion) {
+      this.seenVersion = v;
+      this.cache.drop();
+    }
+  }
+
+  private freeze(s: ClassStatements, rec: ApiRecord): SharedRecord {
+    for (const f of s.layout) freezeValue(f.type, rec[f.name]);
+    return share(Object.freeze(rec));
+  }
+
+  /** A caller's own copy of a shared record: the spread keeps the key order and is
+   * much faster than setting field by field; then the containers are copied too. */
+  private copy(s: ClassStatements, rec: SharedRecord): ApiRecord {
+    const out: ApiRecord = { ...rec };
+    for (const f of s.containers) out[f.name] = copyValue(f.type, rec[f.name]);
+    return out;
+  }
+
+  /** Every record of the class, each current; read whole from SQLite when it is not yet in
+   * memory or most of it is stale. Inside a transaction. */
+  private complete(cls: string): ClassRecords {
+    const s = this.s(cls);
+    let c = this.cache.of(cls);
+    if (c.complete) {
+      let stale = 0;
+      for (const rec of c.recs.values()) if (rec === null) stale++;
+      if (stale === 0) return c;
+      if (stale <= c.recs.size / 4) {
+        for (const [ref, rec] of c.recs) if (rec === null) this.shared(cls, ref);
+        return c;
+      }
+      this.cache.drop(cls);
+      c = this.cache.of(cls);
+    }
+    const recs = new Map<string, ApiRecord>();
+    for (const row of s.all.all() as unknown[][]) recs.set(row[0] as string, this.decodeRow(s, row));
+    for (const [name, stmt] of s.computedAll) {
+      for (const [target, ref] of stmt.all() as Array<[string, string]>) {
+        (recs.get(target)?.[name] as string[] | undefined)?.push(ref);
+      }
+    }
+    c.recs.clear();
+    for (const [ref, rec] of recs) c.recs.set(ref, this.freeze(s, rec));
+    c.complete = true;
+    return c;
+  }
+
+  /** The current record of cls/ref, shared; read from SQLite if memory has none. Inside a transaction. */
+  private shared(cls: string, ref: string): SharedRecord | undefined {
+    const s = this.s(cls);
+    const c = this.cache.of(cls);
+    const have = c.recs.get(ref);
+    if (have) return have;
+    if (have === undefined && c.complete) return undefined;
+    const row = s.one.get(ref) as unknown[] | undefined;
+    if (!row) {
+      c.recs.delete(ref);
+      return undefined;
+    }
+    const rec = this.decodeRow(s, row);
+    for (const [name, stmt] of s.computedOne) rec[name] = stmt.all(ref);
+    const frozen = this.freeze(s, rec);
+    c.recs.set(ref, frozen);
+    return frozen;
+  }
+
+  /** Does cls/ref exist? Inside a transaction; never loads a whole class. */
+  private has(cls: string, ref: string): boolean {
+    const s = this.s(cls);
+    const c = this.cache.of(cls);
+    if (c.recs.has(ref)) return true;
+    return !c.complete && s.exists.get(ref) !== undefined;
   }
 
   // ---- reads ---------------------------------------------------------------
 
   exists(cls: string, ref: string): boolean {
-    return this.s(cls).exists.get(ref) !== undefined;
+    return this.read(() => this.has(cls, ref));
   }
 
+  /** The record (the caller's own copy), or undefined if there is no such object. */
   get<C extends ClassName>(cls: C, ref: string): Records[C] | undefined;
   get(cls: string, ref: string): ApiRecord | undefined {
-    const s = this.s(cls);
-    if (s.computedOne.size === 0) {
-      const row = s.one.get(ref) as unknown[] | undefined;
-      return row && this.decodeRow(s, row);
-    }
     return this.read(() => {
-      const row = s.one.get(ref) as unknown[] | undefined;
-      if (!row) return undefined;
-      const rec = this.decodeRow(s, row);
-      for (const [name, stmt] of s.computedOne) rec[name] = stmt.all(ref);
-      return rec;
+      const rec = this.shared(cls, ref);
+      return rec && this.copy(this.s(cls), rec);
     });
+  }
+
+  /** The record as every reader shares it: frozen, not copied. For code that only reads it
+   * (the generic get_record, the encoders), which then costs no copy. */
+  view(cls: string, ref: string): SharedRecord | undefined {
+    return this.read(() => this.shared(cls, ref));
   }
 
   field<C extends ClassName, F extends keyof Records[C]>(cls: C, ref: string, field: F): Records[C][F] | undefined;
   field(cls: string, ref: string, field: string): unknown {
-    return this.any.get(cls, ref)?.[field];
+    return this.read(() => {
+      const rec = this.shared(cls, ref);
+      const t = this.s(cls).types.get(field);
+      return rec && t ? copyValue(t, rec[field]) : undefined;
+    });
   }
 
   all(cls: string): string[] {
-    return (this.s(cls).all.all() as unknown[][]).map((r) => r[0] as string);
+    return this.read(() => [...this.complete(cls).recs.keys()]);
   }
 
+  /** Every record of the class (the caller's own copies), in creation order. */
   allRecords(cls: string): Map<string, ApiRecord> {
-    const s = this.s(cls);
     return this.read(() => {
+      const s = this.s(cls);
       const out = new Map<string, ApiRecord>();
-      for (const row of s.all.all() as unknown[][]) out.set(row[0] as string, this.decodeRow(s, row));
-      for (const [name, stmt] of s.computedAll) {
-        for (const [target, ref] of stmt.all() as Array<[string, string]>) {
-          (out.get(target)?.[name] as string[] | undefined)?.push(ref);
-        }
-      }
+      for (const [ref, rec] of this.complete(cls).recs) out.set(ref, this.copy(s, rec!));
       return out;
     });
+  }
+
+  /** allRecords, shared and frozen as view's. */
+  viewAll(cls: string): Map<string, SharedRecord> {
+    return this.read(() => new Map(this.complete(cls).recs as Map<string, SharedRecord>));
   }
 
   refByUuid(cls: string, uuid: string): string | undefined {
@@ -203,14 +312,27 @@ export class ObjectStore {
 
   /** Runs fn in one transaction (nested calls join the outer one); listeners hear of the commit. */
   tx<T>(fn: () => T): T {
-    if (this.db.inTransaction) return fn();
+    if (this.db.inTransaction) {
+      this.sync();
+      return fn();
+    }
     let result: T;
     try {
-      result = this.db.transaction(fn)();
+      result = this.runTx(() => {
+        this.sync();
+        this.synced = true;
+        try {
+          return fn();
+        } finally {
+          this.synced = false;
+        }
+      });
     } catch (e) {
+      this.cache.rolledBack();
       this.dirty = false;
       throw e;
     }
+    this.cache.committed();
     if (this.dirty) {
       this.dirty = false;
       for (const l of this.commitListeners) l();
@@ -236,8 +358,11 @@ export class ObjectStore {
   /** Logs a `mod` for an object without changing it: the other end of a bound field
    * whose computed set changed, or event.inject. */
   touch(cls: string, ref: unknown): void {
-    if (typeof ref !== 'string' || ref === NULL_REF || !this.exists(cls, ref)) return;
-    this.log(cls, 'mod', ref, this.uuidOf(cls, ref));
+    if (typeof ref !== 'string' || ref === NULL_REF) return;
+    this.tx(() => {
+      this.cache.wrote(cls, ref, 'mod');
+      if (this.has(cls, ref)) this.log(cls, 'mod', ref, this.uuidOf(cls, ref));
+    });
   }
 
   /** Creates an object from a full or partial set of stored fields; returns its ref. */
@@ -252,6 +377,7 @@ export class ObjectStore {
         fail('DB_UNIQUENESS_CONSTRAINT_VIOLATION', cls, 'uuid', rec.uuid);
       }
       this.s(cls).insert.run(ref, ...c.storedFields.map((f) => toDb(f.type, rec[f.name])));
+      this.cache.wrote(cls, ref, 'add');
       this.log(cls, 'add', ref, (rec.uuid as string) ?? '');
       for (const f of c.storedFields) if (f.bound) this.touch(f.bound.many.cls, rec[f.name]);
       return ref;
@@ -280,6 +406,7 @@ export class ObjectStore {
       const before = bound.length ? this.any.get(cls, ref) : undefined;
       const info = stmt.run(...fields.map((f) => toDb(f.type, changes[f.name])), ref);
       if (info.changes === 0) fail('HANDLE_INVALID', cls, ref);
+      this.cache.wrote(cls, ref, 'mod');
       this.log(cls, 'mod', ref, this.uuidOf(cls, ref));
       for (const f of bound) {
         if (before?.[f.name] === changes[f.name]) continue;
@@ -296,6 +423,7 @@ export class ObjectStore {
       const before = this.any.get(cls, ref);
       if (!before) fail('HANDLE_INVALID', cls, ref);
       this.s(cls).del.run(ref);
+      this.cache.wrote(cls, ref, 'del');
       this.log(cls, 'del', ref, (before.uuid as string) ?? '', before);
       for (const f of c.storedFields) if (f.bound) this.touch(f.bound.many.cls, before[f.name]);
     });

@@ -5,6 +5,7 @@ import type { Daemon, Transport } from '../api/context.js';
 import { dispatch, type Outcome } from './dispatch.js';
 import * as xml from './xmlrpc.js';
 import { encodeJson, parseJsonCall, type JsonCall } from './jsonrpc.js';
+import { Chunks } from './chunks.js';
 
 export interface HttpOptions {
   /** Largest request body accepted, in bytes. */
@@ -29,10 +30,31 @@ function parseFailure(reply: FastifyReply, what: string, detail: string): Fastif
     .send(`<html><body><h1>HTTP 500 internal server error</h1>The request could not be decoded.<h1>Additional information</h1>${what}(${JSON.stringify(safe)})</body></html>`);
 }
 
-function xmlBody(o: Outcome): string {
-  if (!o.ok) return xml.failureResponse(o.error.description);
-  if ('raw' in o) return xml.rawResponse(xml.encodeUntyped(o.raw));
-  return xml.typedSuccessResponse(o.type, o.value);
+function xmlBody(o: Outcome): Chunks {
+  if (o.ok && !('raw' in o)) return xml.typedSuccessBody(o.type, o.value);
+  const out = new Chunks();
+  out.push(o.ok ? xml.rawResponse(xml.encodeUntyped(o.raw)) : xml.failureResponse(o.error.description));
+  return out;
+}
+
+/** Answers above this size are written part by part rather than copied into one Buffer. */
+const BIG = 1 << 20;
+
+/** Sends an answer as bytes: Node would prepend the headers to a string body (one more copy
+ * of a big answer), and fastify would append "; charset=utf-8" to a JSON content type,
+ * which clients such as xen-api compare to exactly "application/json". A big answer goes
+ * out in its parts with its size given up front, each part handed to the socket as it is. */
+function send(reply: FastifyReply, type: string, body: Chunks): FastifyReply {
+  const size = body.size();
+  if (size < BIG) return reply.headers({ 'content-type': type, ...CORS }).send(body.toBuffer());
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': type, 'content-length': size, ...CORS });
+  res.cork();
+  for (const p of body.parts()) res.write(p);
+  res.uncork();
+  res.end();
+  return reply;
 }
 
 export function buildApp(daemon: Daemon, transport: Transport, opts: HttpOptions): FastifyInstance {
@@ -78,9 +100,7 @@ export function buildApp(daemon: Daemon, transport: Transport, opts: HttpOptions
         return parseFailure(reply, 'Xmlrpc.Parse_error', (e as Error).message);
       }
       const outcome = await dispatch({ daemon, transport }, call.method, call.params);
-      // As bytes, like the JSON answer: Node would prepend the headers to a string body (one
-      // more copy of a big answer) and fastify would scan it again for Content-Length.
-      return reply.headers({ 'content-type': 'text/xml', ...CORS }).send(Buffer.from(xmlBody(outcome)));
+      return send(reply, 'text/xml', xmlBody(outcome));
     });
   }
 
@@ -94,9 +114,7 @@ export function buildApp(daemon: Daemon, transport: Transport, opts: HttpOptions
       return parseFailure(reply, 'Jsonrpc.Malformed_method_request', (e as Error).message);
     }
     const outcome = await dispatch({ daemon, transport }, call.method, call.params);
-    // A Buffer, because fastify appends "; charset=utf-8" to a JSON type sent as a string, and
-    // clients such as xen-api compare the content type to exactly "application/json".
-    return reply.headers({ 'content-type': 'application/json', ...CORS }).send(Buffer.from(encodeJson(call, outcome)));
+    return send(reply, 'application/json', encodeJson(call, outcome));
   });
 
   for (const url of [...XML_PATHS, '/jsonrpc']) {

@@ -1,5 +1,8 @@
 // JSON-RPC 1.0 and 2.0 as xapi speaks them: the result is the bare value; a failure
 // is the ErrorDescription array (1.0) or {code, message: CODE, data: params} (2.0).
+import type { ApiType } from '../datamodel/types.js';
+import { isShared } from '../db/cache.js';
+import { Chunks } from './chunks.js';
 import type { Outcome } from './dispatch.js';
 
 export interface JsonCall {
@@ -19,21 +22,53 @@ export function parseJsonCall(text: string): JsonCall {
   return { method: o.method, params: (o.params as unknown[]) ?? [], id: o.id, v2: o.jsonrpc === '2.0' };
 }
 
-export function encodeJson(call: JsonCall, o: Outcome): string {
+export function encodeJson(call: JsonCall, o: Outcome): Chunks {
   const id = JSON.stringify(call.id);
+  const out = new Chunks();
   if (!o.ok) {
     const [code, ...data] = o.error.description;
-    return call.v2
+    out.push(call.v2
       ? `{"jsonrpc":"2.0","error":${JSON.stringify({ code: 1, message: code, data })},"id":${id}}`
-      : `{"result":null,"error":${JSON.stringify(o.error.description)},"id":${id}}`;
+      : `{"result":null,"error":${JSON.stringify(o.error.description)},"id":${id}}`);
+    return out;
   }
-  const result = 'raw' in o ? o.raw : o.value ?? '';
-  const shared = typeof result === 'object' && result !== null ? sharedJson.get(result) : undefined;
-  if (shared !== undefined) {
-    return call.v2 ? `{"jsonrpc":"2.0","result":${shared},"id":${id}}` : `{"result":${shared},"error":null,"id":${id}}`;
+  // The answer as JSON.stringify would write it, wrapper and all, but with the store's
+  // shared records as the bytes kept from their first encoding.
+  out.push(call.v2 ? '{"jsonrpc":"2.0","result":' : '{"result":');
+  if ('raw' in o) putJson(out, undefined, o.raw);
+  else putJson(out, o.type, o.value ?? '');
+  out.push(call.v2 ? `,"id":${id}}` : `,"error":null,"id":${id}}`);
+  return out;
+}
+
+/** The JSON of each shared record, made on first use (records never change; see cache.ts). */
+const recordJson = new WeakMap<object, Buffer>();
+
+function putJson(out: Chunks, t: ApiType | undefined, v: unknown): void {
+  if (typeof v !== 'object' || v === null) {
+    out.push(JSON.stringify(v));
+  } else if (isShared(v)) {
+    let b = recordJson.get(v);
+    if (!b) {
+      b = Buffer.from(JSON.stringify(v));
+      recordJson.set(v, b);
+    }
+    out.bytes(b);
+  } else if (sharedJson.has(v)) {
+    out.push(sharedJson.get(v)!);
+  } else if (t?.kind === 'map' && t.value.kind === 'record') {
+    // get_all_records: a map of records, each of which may be shared
+    let sep = '{';
+    for (const k of Object.keys(v)) {
+      if ((v as Record<string, unknown>)[k] === undefined) continue;
+      out.push(sep, JSON.stringify(k), ':');
+      putJson(out, t.value, (v as Record<string, unknown>)[k]);
+      sep = ',';
+    }
+    out.push(sep === '{' ? '{}' : '}');
+  } else {
+    out.push(JSON.stringify(v));
   }
-  // One stringify of the whole answer: a big result is written once, not copied again to wrap it.
-  return JSON.stringify(call.v2 ? { jsonrpc: '2.0', result, id: call.id } : { result, error: null, id: call.id });
 }
 
 /** Results handed to many callers at once (an event batch that wakes every watcher)

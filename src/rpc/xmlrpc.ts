@@ -1,10 +1,13 @@
 // XML-RPC: requests are decoded with the `xmlrpc` package's deserializer (driven by
 // sax's plain parser rather than its stream wrapper); responses are written directly as strings, typed by the datamodel, in xapi's form
 // (bare strings, ints as strings, dateTime.iso8601), which the benchmark shows is
-// several times faster than building them through a generic serializer.
+// several times faster than building them through a generic serializer. The store's
+// shared records are encoded once each and their bytes kept (see typedSuccessBody).
 import { createRequire } from 'node:module';
 import { classByAnyCase, classes } from '../datamodel/model.js';
-import type { ApiType } from '../datamodel/types.js';
+import { parseType, type ApiType } from '../datamodel/types.js';
+import { isShared } from '../db/cache.js';
+import { Chunks } from './chunks.js';
 
 const require = createRequire(import.meta.url);
 type DeserializerCtor = new () => {
@@ -125,6 +128,7 @@ export function escapeXml(s: string): string {
 
 /** xapi prints doubles like OCaml's %.16g: `1`, `0.5`, `1e+20`. */
 export function formatDouble(n: number): string {
+  if (Number.isSafeInteger(n)) return String(n); // what the rounding below gives, sooner
   if (Number.isNaN(n)) return 'NaN';
   if (!Number.isFinite(n)) return n > 0 ? 'inf' : '-inf';
   const g = Number(n.toPrecision(16));
@@ -133,62 +137,151 @@ export function formatDouble(n: number): string {
 
 const encodedBatches = new WeakMap<object, string>();
 
-/** The `<value>` of v under type t. Containers are built as arrays of parts joined once,
- * and each record is joined on its own: a big answer (get_all_records) is then a flat
- * string made in one copy, not a rope of millions of pieces for the GC to trace and
- * for the socket write to flatten. */
-export function encodeTyped(t: ApiType, v: unknown): string {
+type Encoder = (v: unknown) => string;
+
+/** Each type's encoder, made once from the type (the datamodel shares one object per type). */
+const encoders = new WeakMap<ApiType, Encoder>();
+
+function encoderFor(t: ApiType): Encoder {
+  let e = encoders.get(t);
+  if (!e) {
+    e = makeEncoder(t);
+    encoders.set(t, e);
+  }
+  return e;
+}
+
+function makeEncoder(t: ApiType): Encoder {
   switch (t.kind) {
     case 'string': case 'ref': case 'enum':
-      return `<value>${escapeXml(String(v ?? ''))}</value>`;
+      return (v) => `<value>${escapeXml(typeof v === 'string' ? v : String(v ?? ''))}</value>`;
     case 'int':
-      return `<value>${typeof v === 'number' ? Math.trunc(v) : String(v ?? 0)}</value>`;
+      return (v) => `<value>${typeof v === 'number' ? Math.trunc(v) : String(v ?? 0)}</value>`;
     case 'float':
-      return `<value><double>${formatDouble(Number(v ?? 0))}</double></value>`;
+      return (v) => `<value><double>${formatDouble(Number(v ?? 0))}</double></value>`;
     case 'bool':
-      return `<value><boolean>${v ? 1 : 0}</boolean></value>`;
+      return (v) => (v ? '<value><boolean>1</boolean></value>' : '<value><boolean>0</boolean></value>');
     case 'datetime':
-      return `<value><dateTime.iso8601>${escapeXml(String(v))}</dateTime.iso8601></value>`;
+      return (v) => `<value><dateTime.iso8601>${escapeXml(String(v))}</dateTime.iso8601></value>`;
     case 'void':
-      return '<value></value>';
-    case 'set': case 'map': {
-      const out: string[] = [];
-      putTyped(out, t, v);
-      return out.join('');
+      return () => '<value></value>';
+    // Inside a record, a container's few items are concatenated: the record's own join
+    // then copies them once, where a join here would copy them twice.
+    case 'set': {
+      const item = encoderFor(t.of);
+      return (v) => {
+        let s = '<value><array><data>';
+        for (const x of (v as unknown[]) ?? []) s += item(x);
+        return `${s}</data></array></value>`;
+      };
+    }
+    case 'map': {
+      const value = encoderFor(t.value);
+      return (v) => {
+        let s = '<value><struct>';
+        for (const k in v as Record<string, unknown>) s += `<member><name>${escapeXml(k)}</name>${value((v as Record<string, unknown>)[k])}</member>`;
+        return `${s}</struct></value>`;
+      };
     }
     case 'record':
-      return t.cls === 'event' ? encodeEvent(v as Record<string, unknown>) : encodeRecord(t.cls, v as Record<string, unknown>);
-    case 'event_batch': {
-      const b = v as { events: Array<Record<string, unknown>>; valid_ref_counts: Record<string, number>; token: string };
-      // One batch often answers many watchers at once: encode it once.
-      const done = encodedBatches.get(b);
-      if (done) return done;
-      let s = '<value><struct><member><name>events</name><value><array><data>';
-      for (const e of b.events) s += encodeEvent(e);
-      s += '</data></array></value></member><member><name>valid_ref_counts</name><value><struct>';
-      for (const k in b.valid_ref_counts) s += `<member><name>${escapeXml(k)}</name><value><i4>${b.valid_ref_counts[k]}</i4></value></member>`;
-      const xml = `${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`;
-      encodedBatches.set(b, xml);
-      return xml;
-    }
+      return t.cls === 'event' ? (v) => encodeEvent(v as Record<string, unknown>) : recordEncoder(t.cls);
+    case 'event_batch':
+      return (v) => encodeBatch(v as Batch);
   }
 }
 
-/** Appends the `<value>` of v under type t to out; a set's or map's items go in one by one. */
-function putTyped(out: string[], t: ApiType, v: unknown): void {
+/** The `<value>` of v under type t. Each record is joined on its own, and an answer's
+ * outer containers are written item by item (putContainer, putTyped): a big answer is
+ * then made of flat strings, not a rope of millions of pieces for the GC to trace and
+ * for the socket write to flatten. */
+export function encodeTyped(t: ApiType, v: unknown): string {
+  return encoderFor(t)(v);
+}
+
+/** Where encoded text goes: an array to join, or an answer's Chunks. */
+interface Sink { push(...s: string[]): unknown }
+
+/** Appends a set's or a map's `<value>` to out, item by item. */
+function putContainer(out: Sink, t: ApiType & { kind: 'set' | 'map' }, v: unknown): void {
   if (t.kind === 'set') {
+    const item = encoderFor(t.of);
     out.push('<value><array><data>');
-    for (const x of (v as unknown[]) ?? []) out.push(encodeTyped(t.of, x));
+    for (const x of (v as unknown[]) ?? []) out.push(item(x));
     out.push('</data></array></value>');
-  } else if (t.kind === 'map') {
+  } else {
+    const value = encoderFor(t.value);
+    out.push('<value><struct>');
+    for (const k in v as Record<string, unknown>) out.push('<member><name>', escapeXml(k), '</name>', value((v as Record<string, unknown>)[k]), '</member>');
+    out.push('</struct></value>');
+  }
+}
+
+/** A record's fields in declaration order, each with its member head and encoder. */
+function recordEncoder(cls: string): Encoder {
+  const c = classes.get(cls);
+  if (!c) return encodeUntyped;
+  const fields = c.recordFields.map((f) => ({ name: f.name, head: `<member><name>${f.name}</name>`, value: encoderFor(f.type) }));
+  return (v) => {
+    const rec = v as Record<string, unknown>;
+    const out = ['<value><struct>'];
+    for (const f of fields) if (f.name in rec) out.push(f.head, f.value(rec[f.name]), '</member>');
+    out.push('</struct></value>');
+    return out.join('');
+  };
+}
+
+/** The whole get_record answer for each shared record, made on first use: a record does
+ * not change while it lives (a write makes a new one), so its encoding stays true. Other
+ * answers (get_all_records) take the record's `<value>` out of it without a copy. */
+const recordAnswers = new WeakMap<object, Buffer>();
+
+function recordAnswer(t: ApiType, rec: object): Buffer {
+  let b = recordAnswers.get(rec);
+  if (!b) {
+    b = Buffer.from(`${SUCCESS_HEAD}${encoderFor(t)(rec)}${SUCCESS_TAIL}`);
+    recordAnswers.set(rec, b);
+  }
+  return b;
+}
+
+/** Appends the `<value>` of v under type t to out; the store's shared records go in as
+ * their kept bytes, and a set's or map's items one by one so that they can. */
+function putTyped(out: Chunks, t: ApiType, v: unknown): void {
+  if (t.kind === 'record' && isShared(v)) {
+    const b = recordAnswer(t, v);
+    out.bytes(b.subarray(SUCCESS_HEAD.length, b.length - SUCCESS_TAIL.length));
+  } else if (t.kind === 'set' && t.of.kind === 'record') {
+    out.push('<value><array><data>');
+    for (const x of (v as unknown[]) ?? []) putTyped(out, t.of, x);
+    out.push('</data></array></value>');
+  } else if (t.kind === 'map' && t.value.kind === 'record') {
     out.push('<value><struct>');
     for (const k in v as Record<string, unknown>) {
-      out.push('<member><name>', escapeXml(k), '</name>', encodeTyped(t.value, (v as Record<string, unknown>)[k]), '</member>');
+      out.push('<member><name>', escapeXml(k), '</name>');
+      putTyped(out, t.value, (v as Record<string, unknown>)[k]);
+      out.push('</member>');
     }
     out.push('</struct></value>');
+  } else if (t.kind === 'set' || t.kind === 'map') {
+    putContainer(out, t, v);
   } else {
-    out.push(encodeTyped(t, v));
+    out.push(encoderFor(t)(v));
   }
+}
+
+interface Batch { events: Array<Record<string, unknown>>; valid_ref_counts: Record<string, number>; token: string }
+
+function encodeBatch(b: Batch): string {
+  // One batch often answers many watchers at once: encode it once.
+  const done = encodedBatches.get(b);
+  if (done) return done;
+  let s = '<value><struct><member><name>events</name><value><array><data>';
+  for (const e of b.events) s += encodeEvent(e);
+  s += '</data></array></value></member><member><name>valid_ref_counts</name><value><struct>';
+  for (const k in b.valid_ref_counts) s += `<member><name>${escapeXml(k)}</name><value><i4>${b.valid_ref_counts[k]}</i4></value></member>`;
+  const xml = `${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`;
+  encodedBatches.set(b, xml);
+  return xml;
 }
 
 /** An event: every member a string, except the snapshot, typed by the object's class. */
@@ -200,23 +293,9 @@ function encodeEvent(e: Record<string, unknown>): string {
   if (e.snapshot) {
     const cls = classByAnyCase(String(e.class));
     const snap = e.snapshot as Record<string, unknown>;
-    s += `<member><name>snapshot</name>${cls ? encodeRecord(cls.name, snap) : encodeUntyped(snap)}</member>`;
+    s += `<member><name>snapshot</name>${cls ? encoderFor(parseType(`${cls.name} record`))(snap) : encodeUntyped(snap)}</member>`;
   }
   return s + '</struct></value>';
-}
-
-function encodeRecord(cls: string, rec: Record<string, unknown>): string {
-  const c = classes.get(cls);
-  if (!c) return encodeUntyped(rec);
-  const out = ['<value><struct>'];
-  for (const f of c.recordFields) {
-    if (!(f.name in rec)) continue;
-    out.push('<member><name>', f.name, '</name>');
-    putTyped(out, f.type, rec[f.name]);
-    out.push('</member>');
-  }
-  out.push('</struct></value>');
-  return out.join('');
 }
 
 /** For values without a declared type (errors, listMethods, event records). */
@@ -241,12 +320,18 @@ export function successResponse(valueXml: string): string {
   return `${SUCCESS_HEAD}${valueXml}${SUCCESS_TAIL}`;
 }
 
-/** successResponse(encodeTyped(t, v)), joined in one pass (no copy of a big answer to wrap it). */
-export function typedSuccessResponse(t: ApiType, v: unknown): string {
-  const out = [SUCCESS_HEAD];
-  putTyped(out, t, v);
-  out.push(SUCCESS_TAIL);
-  return out.join('');
+/** successResponse(encodeTyped(t, v)) in parts: no copy of a big answer to wrap it, and
+ * the store's shared records as the bytes kept from their first encoding. */
+export function typedSuccessBody(t: ApiType, v: unknown): Chunks {
+  const out = new Chunks();
+  if (t.kind === 'record' && isShared(v)) {
+    out.bytes(recordAnswer(t, v));
+  } else {
+    out.push(SUCCESS_HEAD);
+    putTyped(out, t, v);
+    out.push(SUCCESS_TAIL);
+  }
+  return out;
 }
 
 export function failureResponse(description: string[]): string {

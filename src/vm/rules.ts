@@ -5,11 +5,10 @@
 //   3. templates (VM_IS_TEMPLATE), provision on a non-template;
 //   4. the control domain;
 //   5. HVM guests without PV drivers.
-import type Database from 'better-sqlite3';
 import type { ObjectStore } from '../db/store.js';
+import type { Records } from '../datamodel/records.js';
 import { NULL_REF } from '../datamodel/model.js';
-import { XenApiError } from '../api/errors.js';
-import { defineOperations } from '../api/operations.js';
+import { defineOperations, refusal, type Refusal } from '../api/operations.js';
 
 type Power = 'Halted' | 'Paused' | 'Running' | 'Suspended';
 
@@ -39,62 +38,43 @@ const TEMPLATE_OK = new Set(['clone', 'copy', 'export', 'provision']);
 /** Operations that need PV drivers in an HVM guest. */
 const NEEDS_PV_DRIVERS = new Set(['suspend', 'pool_migrate', 'clean_shutdown', 'clean_reboot', 'changing_VCPUs_live']);
 
-interface Facts {
-  power_state: Power;
-  is_a_template: number;
-  other_config: string;
-  is_control_domain: number;
-  HVM_boot_policy: string;
-  guest_metrics: string;
-}
-
-const statements = new WeakMap<ObjectStore, { vm: Database.Statement; gm: Database.Statement; pool: Database.Statement }>();
-
-/** A few columns read directly: allowed_operations runs this check for every operation. */
-function prepared(store: ObjectStore) {
-  let s = statements.get(store);
-  if (!s) {
-    s = {
-      vm: store.db.prepare('SELECT "power_state", "is_a_template", "other_config", "is_control_domain", "HVM_boot_policy", "guest_metrics" FROM "VM" WHERE "ref" = ?'),
-      gm: store.db.prepare('SELECT "PV_drivers_version" FROM "VM_guest_metrics" WHERE "ref" = ?').pluck(),
-      pool: store.db.prepare('SELECT "other_config" FROM "pool" LIMIT 1').pluck(),
-    };
-    statements.set(store, s);
-  }
-  return s;
-}
-
 /** Does this (HVM) VM's guest report PV drivers? */
 export function hasPvDrivers(store: ObjectStore, guestMetrics: string): boolean {
   if (!guestMetrics || guestMetrics === NULL_REF) return false;
-  const v = prepared(store).gm.get(guestMetrics) as string | undefined;
-  return !!v && v !== '{}';
+  const drivers = store.view('VM_guest_metrics', guestMetrics)?.PV_drivers_version as Record<string, string> | undefined;
+  return !!drivers && Object.keys(drivers).length > 0;
 }
 
-export function badPowerState(vm: string, allowed: Power[], actual: Power): XenApiError {
-  return new XenApiError('VM_BAD_POWER_STATE', [vm, allowed.map((s) => s.toLowerCase()).join(', '), actual.toLowerCase()]);
+export function badPowerState(vm: string, allowed: Power[], actual: Power): Refusal {
+  return refusal('VM_BAD_POWER_STATE', vm, allowed.map((s) => s.toLowerCase()).join(', '), actual.toLowerCase());
 }
 
-export function vmCheck(store: ObjectStore, ref: string, op: string): XenApiError | undefined {
-  const f = prepared(store).vm.get(ref) as Facts | undefined;
-  if (!f) return new XenApiError('HANDLE_INVALID', ['VM', ref]);
+/** Whether the pool lets a suspended VM be cloned or copied (other_config:allow_clone_suspended_vm). */
+function cloneSuspendedAllowed(store: ObjectStore): boolean {
+  for (const pool of store.viewAll('pool').values()) return (pool.other_config as Record<string, string>).allow_clone_suspended_vm === 'true';
+  return false;
+}
+
+/** The VM's record is the store's shared one: allowed_operations asks this for every
+ * operation in turn, and a refusal becomes an error only when it is thrown. */
+export function vmCheck(store: ObjectStore, ref: string, op: string): Refusal | undefined {
+  const f = store.view('VM', ref) as Readonly<Records['VM']> | undefined;
+  if (!f) return refusal('HANDLE_INVALID', 'VM', ref);
   const power = f.power_state;
   const allowed = POWER_STATES[op];
   if (allowed && !allowed.includes(power)) return badPowerState(ref, allowed, power);
-  if ((op === 'clone' || op === 'copy') && power === 'Suspended') {
-    const pool = JSON.parse((prepared(store).pool.get() as string | undefined) ?? '{}') as Record<string, string>;
-    if (pool.allow_clone_suspended_vm !== 'true') return badPowerState(ref, ['Halted'], power);
+  if ((op === 'clone' || op === 'copy') && power === 'Suspended' && !cloneSuspendedAllowed(store)) {
+    return badPowerState(ref, ['Halted'], power);
   }
-  const other = JSON.parse(f.other_config) as Record<string, string>;
   if (f.is_a_template) {
-    const isDefault = other.default_template === 'true';
-    if (!TEMPLATE_OK.has(op) && !(op === 'destroy' && !isDefault)) return new XenApiError('VM_IS_TEMPLATE', [ref]);
+    const isDefault = f.other_config.default_template === 'true';
+    if (!TEMPLATE_OK.has(op) && !(op === 'destroy' && !isDefault)) return refusal('VM_IS_TEMPLATE', ref);
   } else if (op === 'provision') {
-    return new XenApiError('PROVISION_ONLY_ALLOWED_ON_TEMPLATE', []);
+    return refusal('PROVISION_ONLY_ALLOWED_ON_TEMPLATE');
   }
-  if (f.is_control_domain && !DOM0_EXEMPT.has(op)) return new XenApiError('OPERATION_NOT_ALLOWED', ['Operations on domain 0 are not allowed']);
+  if (f.is_control_domain && !DOM0_EXEMPT.has(op)) return refusal('OPERATION_NOT_ALLOWED', 'Operations on domain 0 are not allowed');
   if (f.HVM_boot_policy !== '' && power === 'Running' && NEEDS_PV_DRIVERS.has(op) && !hasPvDrivers(store, f.guest_metrics)) {
-    return new XenApiError('OPERATION_NOT_ALLOWED', [`${op} not possible for HVM domains (are PV drivers installed?)`]);
+    return refusal('OPERATION_NOT_ALLOWED', `${op} not possible for HVM domains (are PV drivers installed?)`);
   }
   return undefined;
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DriverError, type DomainConfig } from '../../drivers/driver.js';
 import { XlDriver } from '../../drivers/xl/index.js';
-import { classify, spawnRunner, type Runner } from '../../drivers/xl/exec.js';
+import { classify, spawnRunner, summary, type Runner } from '../../drivers/xl/exec.js';
 import { domainState, parseXenstoreLs, parseXlInfo, parseXlListLong, parseXlListVerbose } from '../../drivers/xl/parse.js';
 import { vmError } from '../../src/vm/errors.js';
 
@@ -146,6 +146,27 @@ test('failures of other commands map to the error of the operation', () => {
   assert.deepEqual(vmError(new DriverError('timeout', 'x', { timeoutSec: 5 }), vm, 'attach', { type: 'VBD', ref: 'OpaqueRef:b' }).description, ['DEVICE_ATTACH_TIMEOUT', 'VBD', 'OpaqueRef:b']);
   assert.deepEqual(vmError(e('libxl: error: libxl_device.c:1297:device_backend_callback: unable to remove device with path /local/domain/0/backend/vbd/3/51728'), vm, 'detach', { type: 'VBD', ref: 'OpaqueRef:b' }).description.slice(0, 3), ['DEVICE_DETACH_REJECTED', 'VBD', 'OpaqueRef:b']);
   assert.deepEqual(vmError(new DriverError('unsupported', 'xl has no command to change the shadow memory of a running domain'), vm, 'shadow').description, ['OPERATION_NOT_ALLOWED', 'xl has no command to change the shadow memory of a running domain']);
+});
+
+test('failures met on real Xen (npm run test:xen) keep their cause in the XenAPI error', () => {
+  // `xl create` of a PV config whose kernel file is missing, Xen 4.17 (Debian bookworm):
+  // libxc names the file first, libxl then reports the failed build and its clean-up.
+  const stderr = [
+    "xc: error: panic: xg_dom_core.c:205: failed to open file '/e2e/no-such-kernel': No such file or directory: Internal error",
+    'libxl: error: libxl_create.c:1640:domcreate_rebuild_done: Domain 7:cannot (re-)build domain: -3',
+    'libxl: error: libxl_domain.c:1183:libxl__destroy_domid: Domain 7:Non-existant domain',
+    'libxl: error: libxl_domain.c:1137:domain_destroy_callback: Domain 7:Unable to destroy guest',
+    'libxl: error: libxl_domain.c:1064:domain_destroy_cb: Domain 7:Destruction of domain failed',
+    '',
+  ].join('\n');
+  const e = new DriverError(classify(stderr), `xl create -p x.cfg failed (exit 3): ${summary(stderr)}`, { command: 'xl create -p x.cfg', exitCode: 3, stderr });
+  assert.equal(e.kind, 'build');
+  const d = vmError(e, 'OpaqueRef:vm', 'start').description;
+  assert.deepEqual(d.slice(0, 3), ['DOMAIN_BUILDER_ERROR', 'xl create -p x.cfg', '3']);
+  assert.match(d[3]!, /failed to open file '\/e2e\/no-such-kernel'/);
+  assert.match(d[3]!, /Destruction of domain failed$/);
+  // Short messages are kept whole.
+  assert.equal(summary('a\n\nb\n'), 'a | b');
 });
 
 test('every command runs with a timeout: an overrun is killed and reported; a missing binary is reported', async () => {
