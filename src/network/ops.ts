@@ -14,6 +14,7 @@ import { IpError } from './ip.js';
 import { Undo } from './host.js';
 import { bridgeForDevice, macFromSeed, networkLabelForDevice, prefixOfNetmask, randomMac, validIfName, validIPv4, validMac, vlanDeviceName } from './names.js';
 import { bondOptions, describe, ipPlanOf, natural, type IpPlan, type NetworkService, type PifPlan } from './service.js';
+import { awaitLease } from './leases.js';
 
 // ---- operations (allowed_operations / current_operations) ---------------------------
 
@@ -132,6 +133,7 @@ export function plugPif(svc: NetworkService, ref: string): Promise<void> {
     }
     if (!p.currently_attached) svc.store.update('PIF', ref, { currently_attached: true });
     await svc.refreshMetrics().catch(() => undefined);
+    await awaitLease(svc, ref);
   });
 }
 
@@ -171,6 +173,8 @@ export function reconfigureIp(svc: NetworkService, ref: string, mode: IpPlan['mo
     if (p.currently_attached) {
       const bridge = svc.bridgeOf(p.network);
       try {
+        // No DHCP client to run is an error here, before anything changes.
+        if (mode === 'DHCP') svc.dhcp?.tools();
         await svc.applyIp({ mode, IP, netmask, gateway, management: p.management }, bridge);
       } catch (e) {
         const undo = svc.undo();
@@ -182,6 +186,9 @@ export function reconfigureIp(svc: NetworkService, ref: string, mode: IpPlan['mo
       svc.store.update('PIF', ref, { ip_configuration_mode: mode, IP, netmask, gateway, DNS });
       if (p.management && mode === 'Static' && svc.mode === 'host') svc.store.update('host', p.host, { address: IP });
     });
+    // DHCP: the call returns with the first lease, or without one once the client has
+    // tried for a while (no error, as in xapi: the address comes later).
+    await awaitLease(svc, ref);
   });
 }
 

@@ -1,10 +1,12 @@
 // The daemon's networking: which interfaces it works on (host, its namespace, or the
-// database only), NIC discovery, bringing PIFs up and down on their bridges, PIF
-// metrics, reconciling the database with the host at start, and attaching VIF
+// database only), NIC discovery, bringing PIFs up and down on their bridges (with a
+// DHCP client for DHCP PIFs: ./dhcp.ts, ./leases.ts), PIF metrics, reconciling the
+// database with the host at start, and attaching VIF
 // backends to bridges for the hypervisor driver. API operations (src/network/ops.ts)
 // run one at a time under `exclusive`, as xapi serialises network reconfiguration.
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../db/store.js';
 import type { PIFRecord, PIF_metricsRecord } from '../datamodel/records.js';
@@ -17,6 +19,8 @@ import { ALIAS, HostNet, Undo, isOwned } from './host.js';
 import { createStandIns, guardNamespace, namespaceExists, namespaceName, ownerMark, type NetworkMode } from './namespace.js';
 import { bridgeForDevice, validIfName, netmaskOfPrefix, networkLabelForDevice, prefixOfNetmask, randomMac, vlanDeviceName } from './names.js';
 import { pciNames } from './pciids.js';
+import { DhcpClients } from './dhcp.js';
+import { recordLeases } from './leases.js';
 
 export interface NetworkServiceOptions {
   store: ObjectStore;
@@ -31,6 +35,8 @@ export interface NetworkServiceOptions {
   timeoutMs?: number;
   /** Seconds between PIF metrics refreshes; 0 disables them. */
   metricsIntervalSec?: number;
+  /** Longest wait of PIF.reconfigure_ip/plug for a first DHCP lease (default 30). */
+  dhcpWaitSec?: number;
 }
 
 /** A physical NIC (or its stand-in) found on the host. */
@@ -108,7 +114,10 @@ export class NetworkService {
   hotplug?: VifHotplug;
   private chain: Promise<unknown> = Promise.resolve();
   private timer?: NodeJS.Timeout;
-  private dhcpWarned = false;
+  /** The DHCP clients of DHCP-mode PIFs (absent in mode none). */
+  dhcp?: DhcpClients;
+  /** Longest wait for a first lease (see awaitLease in ./leases.ts). */
+  dhcpWaitMs = 30_000;
   private stopped = false;
 
   private freshNamespace = false;
@@ -167,8 +176,18 @@ export class NetworkService {
     const svc = new NetworkService(o, mode, netns, owns, log);
     svc.freshNamespace = fresh;
     if (owns && netns) svc.guard = guardNamespace(netns);
+    if (o.dhcpWaitSec !== undefined) svc.dhcpWaitMs = o.dhcpWaitSec * 1000;
     try {
+      // Host mode: clients outlive xapid, as dhclient outlives xapi, and are adopted here.
+      if (svc.host.live) {
+        svc.dhcp = await DhcpClients.open({
+          dir: path.join(o.stateDir, 'dhcp'), netns, persistent: mode === 'host', log,
+          onChange: () => recordLeases(svc),
+        });
+      }
       await svc.exclusive(() => svc.init(o.simNics ?? 2));
+      // Clients of an earlier run that no PIF took back.
+      await svc.dhcp?.dropOrphans();
     } catch (e) {
       await svc.stop();
       throw e;
@@ -176,6 +195,7 @@ export class NetworkService {
     const every = o.metricsIntervalSec ?? 60;
     if (every > 0) {
       svc.timer = setInterval(() => {
+        svc.dhcp?.rereadAll();
         void svc.exclusive(() => svc.refreshMetrics()).catch((err) => log.warn({ err }, 'PIF metrics refresh failed'));
       }, every * 1000);
       svc.timer.unref();
@@ -183,12 +203,16 @@ export class NetworkService {
     return svc;
   }
 
-  /** Waits for running operations, then removes the namespace if xapid made it. */
+  /** Waits for running operations, stops the DHCP clients (namespace mode; in host mode
+   * they keep their leases for the next start to adopt), then removes the namespace if
+   * xapid made it. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.chain.catch(() => undefined);
+    if (this.dhcp && this.mode !== 'host') await this.dhcp.stopAll();
+    this.dhcp?.close();
     if (this.ownsNamespace && this.netns) {
       try {
         await IpRunner.netnsDelete(this.netns);
@@ -215,6 +239,9 @@ export class NetworkService {
       } finally {
         await this.host.flush(true).catch((err) => this.log.error({ err: describe(err) }, 'queued network commands failed'));
         this.host.invalidate();
+        // A lease that came while the database did not want it yet (e.g. before the
+        // PIF's new mode was recorded) is recorded now.
+        recordLeases(this);
       }
     };
     const next = this.chain.then(run, run);
@@ -554,6 +581,7 @@ export class NetworkService {
   /** Takes a PIF off its bridge (its IP configuration goes with it); an 802.1Q device
    * or bond xapid made is deleted. A NIC stays up while a VLAN on it is in use. */
   async unrealize(plan: PifPlan, opts: { keepNicUp?: boolean } = {}): Promise<void> {
+    await this.stopDhcp(plan.bridge);
     if (this.host.live && (await this.host.link(plan.bridge))) await this.host.setIPv4(plan.bridge, {});
     if (plan.vlan) {
       await this.host.deleteOwned(plan.vlan.device);
@@ -577,28 +605,43 @@ export class NetworkService {
   }
 
   /** Puts an IP configuration on a bridge. Static addresses are applied with `ip`; a
-   * default route only for the management interface; DHCP keeps leases. */
+   * default route only for the management interface. DHCP runs a client on the bridge
+   * (src/network/dhcp.ts), which puts the lease there itself; other modes stop it. */
   async applyIp(ip: IpPlan, bridge: string): Promise<void> {
+    const prefixlen = ip.mode === 'Static' ? prefixOfNetmask(ip.netmask) : undefined;
+    if (ip.mode === 'Static' && prefixlen === undefined) throw new XenApiError('INVALID_IP_ADDRESS_SPECIFIED', ['netmask']);
+    if (ip.mode !== 'DHCP') await this.stopDhcp(bridge);
     switch (ip.mode) {
       case 'None':
         await this.host.setIPv4(bridge, {});
         break;
       case 'DHCP':
         await this.host.setIPv4(bridge, { keepDynamic: true });
-        if (!this.dhcpWarned && this.host.live) {
-          this.dhcpWarned = true;
-          this.log.warn({ bridge }, 'DHCP mode recorded, but xapid runs no DHCP client yet: the bridge gets an address only from a client started outside xapid');
+        await this.host.flush();
+        try {
+          // The gateway and DNS servers of a lease count for the management interface only, as in xapi.
+          await this.dhcp?.start(bridge, { defaultRoute: ip.management });
+        } catch (e) {
+          // (PIF.reconfigure_ip checks for the client first; elsewhere the PIF stays up.)
+          if (!(e instanceof IpError)) throw e;
+          this.log.error({ bridge, err: e.detail }, 'the PIF is in DHCP mode, but no DHCP client can run: the bridge gets no address');
         }
         break;
       case 'Static': {
-        const prefixlen = prefixOfNetmask(ip.netmask);
-        if (prefixlen === undefined) throw new XenApiError('INVALID_IP_ADDRESS_SPECIFIED', ['netmask']);
         await this.host.setIPv4(bridge, { address: ip.IP, prefixlen });
         if (ip.management && ip.gateway) await this.host.setDefaultRoute(ip.gateway, bridge);
         break;
       }
     }
     await this.host.flush();
+  }
+
+  /** Stops the bridge's DHCP client, if any; it releases its lease, which takes the
+   * address off, so what was read of the host is read again. */
+  private async stopDhcp(bridge: string): Promise<void> {
+    if (!this.dhcp) return;
+    await this.host.flush();
+    if (await this.dhcp.stop(bridge)) this.host.invalidate();
   }
 
   // ---- metrics ---------------------------------------------------------------------
