@@ -19,7 +19,7 @@ PROJECT=$(cd "$HERE/../.." && pwd)
 W=${XEN_WORK:-/var/tmp/xapid-xen}
 XENV=4.17
 # Bump when what base() builds changes, so that a cached base is rebuilt.
-BASE_VERSION=3
+BASE_VERSION=6
 log() { echo "[xen-image $(date +%T)] $*" >&2; }
 
 apt_uri() { # the first URI of this machine's apt sources that serves suite $1
@@ -66,16 +66,28 @@ extract_boot() {
   fi
 }
 
+# qemu-system-xen: dom0's qdisk backend, which serves the file SR's qcow2 images to guests;
+# qemu-utils: qemu-img for the file SR; libstdc++6: Node's runtime; lvm2: the lvm SR.
+ROOTFS_PACKAGES="xen-utils-${XENV} xenstore-utils qemu-system-xen qemu-utils busybox kmod procps iproute2 libstdc++6 lvm2"
+
 build_rootfs() {
-  [ -f "$W/rootfs/.done" ] && return 0
+  if [ -f "$W/rootfs/.done" ]; then
+    # A cached root filesystem gets the packages added to the list since it was made.
+    local p need=()
+    for p in $ROOTFS_PACKAGES; do chroot "$W/rootfs" dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+    if [ ${#need[@]} -gt 0 ]; then
+      log "adding to the root filesystem: ${need[*]}"
+      chroot "$W/rootfs" apt-get update -q
+      DEBIAN_FRONTEND=noninteractive chroot "$W/rootfs" apt-get install -y -q --no-install-recommends "${need[@]}"
+      chroot "$W/rootfs" apt-get clean
+    fi
+    return 0
+  fi
   local mirror=${MIRROR:-$(apt_uri bookworm)} sec=${SEC_MIRROR:-$(apt_uri bookworm-security)}
   [ -n "$mirror" ] && [ -n "$sec" ] || { echo "no bookworm apt sources found: set MIRROR and SEC_MIRROR" >&2; exit 1; }
   log "debootstrap bookworm into $W/rootfs"
   rm -rf "$W/rootfs"
-  # qemu-system-xen: dom0's qdisk backend, which serves the file SR's qcow2 images to guests;
-  # qemu-utils: qemu-img for the file SR; libstdc++6: Node's runtime.
-  debootstrap --variant=minbase \
-    --include=xen-utils-${XENV},xenstore-utils,qemu-system-xen,qemu-utils,busybox,kmod,procps,iproute2,libstdc++6 \
+  debootstrap --variant=minbase --include="${ROOTFS_PACKAGES// /,}" \
     bookworm "$W/rootfs" "$mirror"
   # The hypervisor comes from bookworm-security: bring the tools to the same release.
   printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s bookworm-security main\n' "$mirror" "$mirror" "$sec" \
@@ -130,11 +142,15 @@ build_dom0_initrd() {
     --exclude='/var/cache/apt/*' --exclude='/var/lib/apt/lists/*' --exclude='/var/log/*' \
     --exclude=/usr/share/lintian --exclude=/usr/share/bash-completion --exclude=/.done \
     "$W/rootfs/" "$S/"
-  # Only the kernel modules dom0 needs: Xen's device files and back ends, bridges, loop.
+  # Only the kernel modules dom0 needs: Xen's device files and back ends, bridges, loop;
+  # and for the project's kernel tests: VLANs, bonds, dummy and veth NICs, device-mapper
+  # (thin pools need libcrc32c), traffic control for VIF rate limits; bonding needs tls.
   local M="$W/x/linux/lib/modules/$kver" T="$S/lib/modules/$kver" d
   mkdir -p "$T/kernel"
   for d in drivers/xen drivers/block/xen-blkback drivers/net/xen-netback drivers/block/loop.ko \
-           net/bridge net/802 net/llc drivers/net/tun.ko; do
+           net/bridge net/802 net/llc drivers/net/tun.ko net/8021q drivers/net/bonding \
+           drivers/net/dummy.ko drivers/net/veth.ko drivers/md lib/libcrc32c.ko crypto/crc32c_generic.ko \
+           net/sched net/tls; do
     mkdir -p "$T/kernel/$(dirname $d)"; cp -a "$M/kernel/$d" "$T/kernel/$d"
   done
   cp "$M"/modules.order "$M"/modules.builtin* "$T/" 2>/dev/null || true

@@ -358,6 +358,7 @@ async function main(): Promise<void> {
       console.log(`E2E-INFO VM.start with a missing kernel: ${JSON.stringify(err)}`);
       check(err[0] === 'DOMAIN_BUILDER_ERROR', `the error is DOMAIN_BUILDER_ERROR, not ${err[0]}`);
       check(err.some((p) => p.includes('xl create')), 'the error names the xl command');
+      check(err.some((p) => p.includes('no-such-kernel')), 'the error says which file was missing');
       const rec = await r.waitPower(vm, 'Halted', 30);
       check(Number(rec.domid) === -1, 'the VM has no domid');
       r.checkGone(uuid);
