@@ -6,7 +6,8 @@
 # every step and every one of those tests passed.
 # Knobs: XEN_WORK (cache, /var/tmp/xapid-xen), MEM_MB (3584), DOM0_MEM (2048M),
 # QEMU_CPU (max,-smap,-xsave), E2E_TIMEOUT (seconds for the whole boot, 1800),
-# E2E_SHELL=1 (a shell on the console after the scenario).
+# E2E_SHELL=1 (a shell on the console after the scenario), E2E_KERNEL_TESTS (the dist/
+# test files dom0 runs after the scenario, space-separated; default: the network tests).
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 W=${XEN_WORK:-/var/tmp/xapid-xen}
@@ -20,6 +21,7 @@ echo "[xen-e2e] image ready after $(( $(date +%s) - T0 ))s"
 XEN_CMDLINE="console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=${DOM0_MEM},max:${DOM0_MEM} dom0_max_vcpus=2"
 DOM0_CMDLINE="console=hvc0 earlyprintk=xen rdinit=/init"
 [ "${E2E_SHELL:-0}" = 1 ] && DOM0_CMDLINE="$DOM0_CMDLINE e2e.shell"
+[ -n "${E2E_KERNEL_TESTS:-}" ] && DOM0_CMDLINE="$DOM0_CMDLINE e2e.kernel_tests=${E2E_KERNEL_TESTS// /,}"
 mkdir -p "$W/logs"
 LOG="$W/logs/serial-$(date +%Y%m%d-%H%M%S).log"
 echo "[xen-e2e] booting Xen under QEMU (TCG); serial log: $LOG"
