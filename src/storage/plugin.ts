@@ -69,6 +69,9 @@ function start(m: Manifest, children: ChildRegistry): Started {
 export class PluginPool {
   private readonly spares = new Map<string, Array<{ s: Started; timer: NodeJS.Timeout }>>();
   private stopped = false;
+  /** Bulk copies running; while there are any, spares are owed rather than started. */
+  private holds = 0;
+  private readonly owed = new Map<string, Manifest>();
 
   /** `perType` spares per plugin type in use (operations often make two or three calls at once). */
   constructor(private readonly children: ChildRegistry, private readonly perType = 2, private readonly idleMs = 5 * 60_000) {
@@ -86,8 +89,31 @@ export class PluginPool {
       if (!spare.s.spawnError && spare.s.child.exitCode === null && spare.s.child.signalCode === null) got = spare.s;
       else ChildRegistry.killGroup(spare.s.child);
     }
-    this.refill(m);
+    if (this.holds > 0) this.owed.set(m.type, m);
+    else this.refill(m);
     return got ?? start(m, this.children);
+  }
+
+  /**
+   * Runs fn (a copy moving gigabytes) with no spare started meanwhile: each start forks
+   * the daemon and then costs a good part of a CPU second, which the copy would lose.
+   * Calls made meanwhile start their own process, as without the pool; the spares owed
+   * are started once fn is over, after the caller has had its answer.
+   */
+  async quietDuring<T>(fn: () => Promise<T>): Promise<T> {
+    this.holds++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.holds === 0 && this.owed.size > 0) {
+        const owed = [...this.owed.values()];
+        this.owed.clear();
+        setImmediate(() => {
+          if (this.holds === 0) for (const m of owed) this.refill(m);
+          else for (const m of owed) this.owed.set(m.type, m);
+        });
+      }
+    }
   }
 
   private refill(m: Manifest): void {
@@ -116,6 +142,7 @@ export class PluginPool {
 
   stop(): void {
     this.stopped = true;
+    this.owed.clear();
     for (const list of this.spares.values()) {
       for (const { s, timer } of list) {
         clearTimeout(timer);

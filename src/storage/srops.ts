@@ -47,7 +47,8 @@ export function refreshSrSoon(svc: StorageService, sr: string): void {
   if (!store.exists('SR', sr)) return;
   const alloc = (store.field('SR', sr, 'VDIs') ?? []).reduce((s, v) => s + (store.field('VDI', v, 'virtual_size') ?? 0), 0);
   store.update('SR', sr, { virtual_allocation: alloc });
-  void refreshSr(svc, sr).catch((e: Error) => svc.daemon.log.warn({ sr, err: e.message }, 'SR size figures not refreshed'));
+  // Next turn of the event loop: the caller's answer goes out before a plugin process starts.
+  setImmediate(() => void refreshSr(svc, sr).catch((e: Error) => svc.daemon.log.warn({ sr, err: e.message }, 'SR size figures not refreshed')));
 }
 
 interface ScannedImage {

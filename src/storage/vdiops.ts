@@ -223,7 +223,8 @@ export async function copyVdi(ctx: CallContext, vdi: string, sr: string, base: s
       const source = async () => {
         srcAt = await attachFor(svc, vdi, false, 'copy');
       };
-      const first = await Promise.allSettled([destination(), source()]);
+      // The source first: its plugin works while the journal entry is written to disk.
+      const first = await Promise.allSettled([source(), destination()]);
       for (const r of first) if (r.status === 'rejected') throw r.reason;
       if (!srcAt || !dstAt) throw new XenApiError('INTERNAL_ERROR', ['copy ends not attached']);
       task?.setCancellable(true);
@@ -288,7 +289,9 @@ export async function copyVdi(ctx: CallContext, vdi: string, sr: string, base: s
     }
   };
 
-  const ref = await runOperation(ctx, 'VDI', vdi, 'copy', () => (into !== NULL_REF ? runOperation(ctx, 'VDI', into, 'copy', run) : run()));
+  // No spare plugin processes start while the bytes move: they would take CPU from the copy.
+  const quiet = () => svc.pool.quietDuring(run);
+  const ref = await runOperation(ctx, 'VDI', vdi, 'copy', () => (into !== NULL_REF ? runOperation(ctx, 'VDI', into, 'copy', quiet) : quiet()));
   task?.setProgress(1);
   refreshSrSoon(svc, destSr);
   refreshOperations(store, { sr: destSr, vdi: ref });

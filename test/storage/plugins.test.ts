@@ -2,11 +2,11 @@
 // error mapping, and plugins that crash, hang or talk nonsense.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { builtinPluginDir, discoverPlugins, loadManifest, type Manifest } from '../../src/storage/manifest.js';
-import { mapPluginFailure, PluginFailure, runPlugin } from '../../src/storage/plugin.js';
+import { mapPluginFailure, PluginFailure, PluginPool, runPlugin } from '../../src/storage/plugin.js';
 import { ChildRegistry } from '../../src/storage/children.js';
 import { XenApiError } from '../../src/api/errors.js';
 import { tmp } from './helpers.js';
@@ -129,6 +129,25 @@ test('plugin answers: results, errors, crashes, garbage and hangs', async (t) =>
     // The group was killed with SIGKILL: the grandchild is gone (or a zombie about to be reaped).
     const state = existsSync(`/proc/${pid}`) ? /State:\s+(\S)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] : 'gone';
     assert.ok(state === 'gone' || state === 'Z', `the plugin's child is still running (${state})`);
+  });
+
+  await t.test('spare processes: started ahead of need, but not while a copy runs', async () => {
+    const m = shellPlugin(root, 'spared', 'cat >/dev/null; echo \'{"status":"ok","result":{}}\'');
+    const running = path.join(root, '.pool-running');
+    const pool = new PluginPool(new ChildRegistry(running), 2);
+    t.after(() => pool.stop());
+    // The registry lists every process the pool has started that has not exited.
+    const alive = () => readdirSync(running).length;
+    const call = () => runPlugin(m, { command: 'sr_stat', sr }, { ...opts, pool });
+    await pool.quietDuring(async () => {
+      await call();
+      await call();
+      assert.equal(alive(), 0, 'no spare is started during the copy');
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(alive(), 2, 'the spares owed are started once it is over');
+    await call();
+    assert.equal(alive(), 2, 'outside a copy a spare is replaced as soon as it is taken');
   });
 
   await t.test('a plugin that cannot be started', async () => {
