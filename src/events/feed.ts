@@ -3,6 +3,7 @@
 // is committed. A commit is read back once and shared by every waiter; snapshots are
 // read once per wake-up and shared too.
 import type { ObjectStore, ApiRecord } from '../db/store.js';
+import type { SharedRecord } from '../db/cache.js';
 
 export interface Change {
   id: number;
@@ -23,10 +24,17 @@ export interface FeedOptions {
   retain: number;
 }
 
-export interface Waiter {
+/** Why a wait ended: a change it wants was committed, its time ran out, or cancel(). */
+export type WakeReason = 'change' | 'timeout' | 'cancelled';
+
+interface Waiter {
   /** Whether a change concerns this waiter. */
   wants(c: Change): boolean;
-  wake(): void;
+  wake(why: WakeReason): void;
+  /** Date.now() past which it is woken anyway. */
+  deadline: number;
+  /** What cancel() matches it by (the service passes the session). */
+  owner: unknown;
 }
 
 interface Row { id: number; ts: number; cls: string; op: 'add' | 'mod' | 'del'; ref: string; snapshot: string | null }
@@ -36,6 +44,9 @@ export class ChangeFeed {
   private lastId: number;
   private readonly waiters = new Set<Waiter>();
   private wakeScheduled = false;
+  /** One timer for every waiter's deadline, set for the earliest one (Infinity: none set). */
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
   private readonly readSince;
   private readonly oldestStmt;
   /** The oldest change id the database's log still holds. */
@@ -56,7 +67,9 @@ export class ChangeFeed {
     };
   }
 
-  /** Reads what the last commit logged and wakes the waiters it concerns (once per tick). */
+  /** Reads what the last commit logged and wakes the waiters it concerns: once for the
+   * commits made in one go, and before any other I/O is handled, so that a wake-up is
+   * not queued behind other requests. */
   private pull(): void {
     const rows = this.readSince.all(this.lastId, 1_000_000) as Row[];
     if (rows.length === 0) return;
@@ -70,18 +83,25 @@ export class ChangeFeed {
     if (excess > 0) this.recent.splice(0, excess);
     if (!this.wakeScheduled) {
       this.wakeScheduled = true;
-      setImmediate(() => this.wakeAll());
+      queueMicrotask(() => this.wakeAll());
     }
   }
 
   /** Changes read since the waiters were last woken. */
   private unannounced: Change[] = [];
 
+  /** Wakes, in one pass, every waiter that wants one of the fresh changes. */
   private wakeAll(): void {
     this.wakeScheduled = false;
     const fresh = this.unannounced;
     this.unannounced = [];
-    for (const w of [...this.waiters]) if (fresh.some((c) => w.wants(c))) w.wake();
+    for (const w of this.waiters) {
+      if (fresh.some(w.wants)) {
+        this.waiters.delete(w);
+        w.wake('change');
+      }
+    }
+    this.clearTimerIfIdle();
   }
 
   /** The newest change id. */
@@ -112,13 +132,13 @@ export class ChangeFeed {
     return (this.readSince.all(after, cap) as Row[]).map(ChangeFeed.toChange);
   }
 
-  private readonly snapshotCache = new Map<string, ApiRecord | null>();
+  private readonly snapshotCache = new Map<string, SharedRecord | null>();
 
   /** The change id the snapshot cache was filled at: any newer commit empties it. */
   private snapshotsAt = -1;
 
   /** The current record of an object, shared by every waiter woken by the same commit. */
-  snapshot(cls: string, ref: string): ApiRecord | undefined {
+  snapshot(cls: string, ref: string): SharedRecord | undefined {
     if (this.snapshotsAt !== this.lastId) {
       this.snapshotCache.clear();
       this.snapshotsAt = this.lastId;
@@ -126,26 +146,64 @@ export class ChangeFeed {
     const key = `${cls}\u0000${ref}`;
     let rec = this.snapshotCache.get(key);
     if (rec === undefined) {
-      rec = this.store.any.get(cls, ref) ?? null;
+      rec = this.store.view(cls, ref) ?? null;
       this.snapshotCache.set(key, rec);
     }
     return rec ?? undefined;
   }
 
-  /** Resolves when a change the waiter wants is committed, or after timeoutMs. */
-  wait(w: Omit<Waiter, 'wake'>, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  /** Resolves when a change that `wants` accepts is committed, after timeoutMs, or when
+   * cancel(owner) is called, whichever comes first. */
+  wait(wants: (c: Change) => boolean, timeoutMs: number, owner?: unknown): Promise<WakeReason> {
     return new Promise((resolve) => {
-      const waiter: Waiter = { wants: w.wants, wake: () => done() };
-      const timer = setTimeout(() => done(), Math.max(0, timeoutMs));
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(waiter);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      signal?.addEventListener('abort', done);
-      this.waiters.add(waiter);
+      const w: Waiter = { wants, wake: resolve, deadline: Date.now() + Math.max(0, timeoutMs), owner };
+      this.waiters.add(w);
+      if (w.deadline < this.timerAt) this.setTimer(w.deadline);
     });
+  }
+
+  /** Ends the waits of `owner` now. */
+  cancel(owner: unknown): void {
+    for (const w of this.waiters) {
+      if (w.owner === owner) {
+        this.waiters.delete(w);
+        w.wake('cancelled');
+      }
+    }
+    this.clearTimerIfIdle();
+  }
+
+  private setTimer(at: number): void {
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, at - Date.now()));
+  }
+
+  /** With nobody waiting, no timer is left set to keep the process up. */
+  private clearTimerIfIdle(): void {
+    if (this.waiters.size > 0 || this.timer === undefined) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  /** Wakes the waiters whose time is up and sets the timer for the next deadline. A timer
+   * per wait would be set and cleared again for nearly every call, since most waits end
+   * with a change; this one is rarely moved: later waits mostly end later. */
+  private expire(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const w of this.waiters) {
+      if (w.deadline <= now) {
+        this.waiters.delete(w);
+        w.wake('timeout');
+      } else if (w.deadline < next) {
+        next = w.deadline;
+      }
+    }
+    if (next < Infinity) this.setTimer(next);
   }
 
   /** Keeps the database's log to its retention size. */

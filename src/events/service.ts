@@ -2,10 +2,11 @@
 // (event.register / next / unregister / get_current_id) and the token-based
 // event.from and event.inject that Xen Orchestra and current tools use.
 import { classByAnyCase, classes } from '../datamodel/model.js';
-import type { ObjectStore, ApiRecord } from '../db/store.js';
+import type { ObjectStore } from '../db/store.js';
+import type { SharedRecord } from '../db/cache.js';
 import { XenApiError, fail } from '../api/errors.js';
 import type { Change, ChangeFeed } from './feed.js';
-import { markShared } from '../rpc/jsonrpc.js';
+import { markShared } from '../rpc/shared.js';
 
 /** An event as it goes on the wire: strings, plus the object's record. */
 export interface WireEvent {
@@ -14,7 +15,7 @@ export interface WireEvent {
   class: string;
   operation: 'add' | 'mod' | 'del';
   ref: string;
-  snapshot?: ApiRecord;
+  snapshot?: SharedRecord;
 }
 
 export interface EventBatch {
@@ -52,27 +53,16 @@ export function parseToken(token: string): number | undefined {
 
 export class EventService {
   private readonly subs = new Map<string, Subscription>();
-  /** Aborted for a session when it ends, to wake its blocked calls. */
-  private readonly sessionAborts = new Map<string, AbortController>();
 
   constructor(private readonly store: ObjectStore, private readonly feed: ChangeFeed, private readonly opts: EventOptions) {}
 
-  private abortFor(session: string): AbortController {
-    let a = this.sessionAborts.get(session);
-    if (!a) {
-      a = new AbortController();
-      this.sessionAborts.set(session, a);
-    }
-    return a;
-  }
-
+  /** Wakes the session's blocked calls, which then fail with SESSION_INVALID. */
   sessionEnded(session: string): void {
     this.subs.delete(session);
-    this.sessionAborts.get(session)?.abort();
-    this.sessionAborts.delete(session);
+    this.feed.cancel(session);
   }
 
-  private toWire(c: Change, snapshot: ApiRecord | undefined, timestamp: string): WireEvent {
+  private toWire(c: Change, snapshot: SharedRecord | undefined, timestamp: string): WireEvent {
     const e: WireEvent = { id: String(c.id), timestamp, class: c.lower, operation: c.op, ref: c.ref };
     if (snapshot) e.snapshot = snapshot;
     return e;
@@ -101,7 +91,6 @@ export class EventService {
 
   async next(session: string): Promise<WireEvent[]> {
     const deadline = Date.now() + this.opts.nextBoundMs;
-    const abort = this.abortFor(session);
     for (;;) {
       const s = this.subs.get(session);
       if (!s) fail('SESSION_NOT_REGISTERED', session);
@@ -122,8 +111,7 @@ export class EventService {
       }
       const left = deadline - Date.now();
       if (left <= 0) return [];
-      await this.feed.wait({ wants }, left, abort.signal);
-      if (abort.signal.aborted) fail('SESSION_INVALID', session);
+      if (await this.feed.wait(wants, left, session) === 'cancelled') fail('SESSION_INVALID', session);
     }
   }
 
@@ -140,17 +128,26 @@ export class EventService {
     return out;
   }
 
-  /** Watchers woken by the same commit usually hold the same token: build their answer once. */
-  private memo = { key: '', batch: undefined as EventBatch | undefined };
+  /** The answers made since the last commit, by token and classes: the watchers one commit
+   * wakes mostly hold the same token, and then share one answer (and its encodings). */
+  private batches = new Map<string, EventBatch>();
+  private batchesAt = -1;
 
-  private batchSince(from: number, classNames: Set<string>): EventBatch {
+  private batchSince(from: number, classNames: Set<string>, classKey: string): EventBatch {
     const upto = this.feed.current();
-    const key = `${from}\u0000${upto}\u0000${[...classNames].sort().join(',')}`;
-    if (this.memo.key === key && this.memo.batch) return this.memo.batch;
-    const wants = classFilter(classNames);
-    const batch = { events: this.coalesce(this.feed.since(from).filter(wants)), valid_ref_counts: this.validRefCounts(classNames), token: formatToken(upto) };
-    markShared(batch);
-    this.memo = { key, batch };
+    // Past a few dozen distinct answers (clients far apart), keeping them costs more memory than it saves.
+    if (this.batchesAt !== upto || this.batches.size >= 64) {
+      this.batches.clear();
+      this.batchesAt = upto;
+    }
+    const key = `${from}\u0000${classKey}`;
+    let batch = this.batches.get(key);
+    if (!batch) {
+      const wants = classFilter(classNames);
+      batch = { events: this.coalesce(this.feed.since(from).filter(wants)), valid_ref_counts: this.validRefCounts(classNames), token: formatToken(upto) };
+      markShared(batch);
+      this.batches.set(key, batch);
+    }
     return batch;
   }
 
@@ -159,7 +156,7 @@ export class EventService {
     const out: WireEvent[] = [];
     for (const c of EVENT_CLASSES) {
       if (!names.has('*') && !names.has(c.lower)) continue;
-      for (const [ref, rec] of this.store.allRecords(c.name)) {
+      for (const [ref, rec] of this.store.viewAll(c.name)) {
         out.push({ id: '0', timestamp: '0.0', class: c.lower, operation: 'add', ref, snapshot: rec });
       }
     }
@@ -203,14 +200,13 @@ export class EventService {
     if (from === undefined) fail('EVENT_FROM_TOKEN_PARSE_FAILURE', token);
     if (!this.feed.covers(from)) throw new XenApiError('EVENTS_LOST');
     const wants = classFilter(classNames);
+    const classKey = [...classNames].sort().join(',');
     const deadline = Date.now() + Math.max(0, timeoutSec) * 1000;
-    const abort = this.abortFor(session);
     for (;;) {
-      const batch = this.batchSince(from, classNames);
+      const batch = this.batchSince(from, classNames, classKey);
       const left = deadline - Date.now();
       if (batch.events.length > 0 || left <= 0) return batch;
-      await this.feed.wait({ wants }, left, abort.signal);
-      if (abort.signal.aborted) fail('SESSION_INVALID', session);
+      if (await this.feed.wait(wants, left, session) === 'cancelled') fail('SESSION_INVALID', session);
     }
   }
 

@@ -3,6 +3,7 @@
 import type { ApiType } from '../datamodel/types.js';
 import { isShared } from '../db/cache.js';
 import { Chunks } from './chunks.js';
+import { isSharedResult } from './shared.js';
 import type { Outcome } from './dispatch.js';
 
 export interface JsonCall {
@@ -41,21 +42,20 @@ export function encodeJson(call: JsonCall, o: Outcome): Chunks {
   return out;
 }
 
-/** The JSON of each shared record, made on first use (records never change; see cache.ts). */
-const recordJson = new WeakMap<object, Buffer>();
+/** The JSON of each shared record or result, made on first use (neither ever changes;
+ * see cache.ts and shared.ts). */
+const sharedJson = new WeakMap<object, Buffer>();
 
 function putJson(out: Chunks, t: ApiType | undefined, v: unknown): void {
   if (typeof v !== 'object' || v === null) {
     out.push(JSON.stringify(v));
-  } else if (isShared(v)) {
-    let b = recordJson.get(v);
+  } else if (isShared(v) || isSharedResult(v)) {
+    let b = sharedJson.get(v);
     if (!b) {
       b = Buffer.from(JSON.stringify(v));
-      recordJson.set(v, b);
+      sharedJson.set(v, b);
     }
     out.bytes(b);
-  } else if (sharedJson.has(v)) {
-    out.push(sharedJson.get(v)!);
   } else if (t?.kind === 'map' && t.value.kind === 'record') {
     // get_all_records: a map of records, each of which may be shared
     let sep = '{';
@@ -69,12 +69,4 @@ function putJson(out: Chunks, t: ApiType | undefined, v: unknown): void {
   } else {
     out.push(JSON.stringify(v));
   }
-}
-
-/** Results handed to many callers at once (an event batch that wakes every watcher)
- * are serialised once; see markShared. */
-const sharedJson = new WeakMap<object, string>();
-
-export function markShared(result: object): void {
-  if (!sharedJson.has(result)) sharedJson.set(result, JSON.stringify(result));
 }

@@ -2,12 +2,14 @@
 // sax's plain parser rather than its stream wrapper); responses are written directly as strings, typed by the datamodel, in xapi's form
 // (bare strings, ints as strings, dateTime.iso8601), which the benchmark shows is
 // several times faster than building them through a generic serializer. The store's
-// shared records are encoded once each and their bytes kept (see typedSuccessBody).
+// shared records, and shared results, are encoded once each and their bytes kept (see
+// typedSuccessBody).
 import { createRequire } from 'node:module';
 import { classByAnyCase, classes } from '../datamodel/model.js';
 import { parseType, type ApiType } from '../datamodel/types.js';
 import { isShared } from '../db/cache.js';
 import { Chunks } from './chunks.js';
+import { isSharedResult } from './shared.js';
 
 const require = createRequire(import.meta.url);
 type DeserializerCtor = new () => {
@@ -135,8 +137,6 @@ export function formatDouble(n: number): string {
   return String(g);
 }
 
-const encodedBatches = new WeakMap<object, string>();
-
 type Encoder = (v: unknown) => string;
 
 /** Each type's encoder, made once from the type (the datamodel shares one object per type). */
@@ -232,7 +232,8 @@ function recordEncoder(cls: string): Encoder {
 
 /** The whole get_record answer for each shared record, made on first use: a record does
  * not change while it lives (a write makes a new one), so its encoding stays true. Other
- * answers (get_all_records) take the record's `<value>` out of it without a copy. */
+ * answers (get_all_records) take the record's `<value>` out of it without a copy. The
+ * same holds for a shared result (shared.ts), such as one event batch sent to many. */
 const recordAnswers = new WeakMap<object, Buffer>();
 
 function recordAnswer(t: ApiType, rec: object): Buffer {
@@ -272,16 +273,11 @@ function putTyped(out: Chunks, t: ApiType, v: unknown): void {
 interface Batch { events: Array<Record<string, unknown>>; valid_ref_counts: Record<string, number>; token: string }
 
 function encodeBatch(b: Batch): string {
-  // One batch often answers many watchers at once: encode it once.
-  const done = encodedBatches.get(b);
-  if (done) return done;
   let s = '<value><struct><member><name>events</name><value><array><data>';
   for (const e of b.events) s += encodeEvent(e);
   s += '</data></array></value></member><member><name>valid_ref_counts</name><value><struct>';
   for (const k in b.valid_ref_counts) s += `<member><name>${escapeXml(k)}</name><value><i4>${b.valid_ref_counts[k]}</i4></value></member>`;
-  const xml = `${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`;
-  encodedBatches.set(b, xml);
-  return xml;
+  return `${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`;
 }
 
 /** An event: every member a string, except the snapshot, typed by the object's class. */
@@ -290,12 +286,21 @@ function encodeEvent(e: Record<string, unknown>): string {
   for (const k of ['id', 'timestamp', 'class', 'operation', 'ref']) {
     s += `<member><name>${k}</name><value>${escapeXml(String(e[k] ?? ''))}</value></member>`;
   }
-  if (e.snapshot) {
-    const cls = classByAnyCase(String(e.class));
-    const snap = e.snapshot as Record<string, unknown>;
-    s += `<member><name>snapshot</name>${cls ? encoderFor(parseType(`${cls.name} record`))(snap) : encodeUntyped(snap)}</member>`;
-  }
+  if (e.snapshot) s += `<member><name>snapshot</name>${snapshotEncoder(String(e.class))(e.snapshot)}</member>`;
   return s + '</struct></value>';
+}
+
+/** The record encoder of each class an event names, made once (parseType makes a new type each time). */
+const snapshotEncoders = new Map<string, Encoder>();
+
+function snapshotEncoder(eventClass: string): Encoder {
+  let e = snapshotEncoders.get(eventClass);
+  if (!e) {
+    const cls = classByAnyCase(eventClass);
+    e = cls ? encoderFor(parseType(`${cls.name} record`)) : encodeUntyped;
+    snapshotEncoders.set(eventClass, e);
+  }
+  return e;
 }
 
 /** For values without a declared type (errors, listMethods, event records). */
@@ -324,7 +329,7 @@ export function successResponse(valueXml: string): string {
  * the store's shared records as the bytes kept from their first encoding. */
 export function typedSuccessBody(t: ApiType, v: unknown): Chunks {
   const out = new Chunks();
-  if (t.kind === 'record' && isShared(v)) {
+  if ((t.kind === 'record' && isShared(v)) || isSharedResult(v)) {
     out.bytes(recordAnswer(t, v));
   } else {
     out.push(SUCCESS_HEAD);

@@ -2,8 +2,10 @@
 // daemon, set up the way the daemon's front end is (bodies taken as bytes, keep-alive,
 // the same response headers), whose routes return a prebuilt body and do nothing else.
 // The bench loads each body (a copy of the daemon's real answer) with PUT /_load/:id and
-// then measures POST /r/:id. Not part of `npm test`.
-import Fastify from 'fastify';
+// then measures POST /r/:id. For event delivery, POST /hold/:id is held open until
+// POST /release/:id, whose body is then the answer to every request held. Not part of
+// `npm test`.
+import Fastify, { type FastifyReply } from 'fastify';
 
 const CORS = {
   'access-control-allow-origin': '*',
@@ -28,6 +30,24 @@ app.post<{ Params: { id: string } }>('/r/:id', async (req, reply) => {
   if (!b) return reply.code(404).send('no such body\n');
   return reply.headers(b.headers).send(b.body);
 });
+
+const held = new Map<string, FastifyReply[]>();
+
+app.post<{ Params: { id: string } }>('/hold/:id', (req, reply) => {
+  let list = held.get(req.params.id);
+  if (!list) held.set(req.params.id, (list = []));
+  list.push(reply);
+  return reply;
+});
+
+const releaseAll = (id: string, body: Buffer) => {
+  const list = held.get(id) ?? [];
+  held.delete(id);
+  for (const r of list) r.headers({ 'content-type': 'application/json', ...CORS }).send(body);
+  return list.length;
+};
+
+app.post<{ Params: { id: string } }>('/release/:id', async (req, reply) => reply.send(`${releaseAll(req.params.id, req.body as Buffer)}\n`));
 
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 process.stdout.write(`${JSON.stringify({ msg: 'bare ready', url })}\n`);

@@ -21,7 +21,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ import * as xml from '../../src/rpc/xmlrpc.js';
 import { runStorageBench } from './storage.js';
 import { benchVm } from './vm.js';
 import { benchEvents } from './events.js';
+import { cpuMs } from './proc.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -203,22 +204,6 @@ function addVMs(stateDir: string, first: number, count: number): string[] {
 
 // ---- measurements ----------------------------------------------------------
 
-// CPU time a server process has used (user + system, all its threads), from /proc: unlike
-// calls/s and wall time it hardly depends on what else the machine is running.
-let ticksPerSec = 100;
-try {
-  ticksPerSec = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-} catch { /* keep Linux's usual 100 */ }
-function cpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / ticksPerSec;
-  } catch {
-    return NaN;
-  }
-}
-
 interface Side { req: Req; pid: number }
 interface Measured { value: number; cpuMs: number }
 
@@ -318,8 +303,8 @@ function printTable(): void {
   for (const b of body) log(line(b));
   log('');
   log('speed vs bare: xapid calls/s ÷ bare calls/s for throughput rows, bare time ÷ xapid time for timed rows');
-  log('(1.00 = as fast as a route that only sends the same bytes). CPU/call: user + system CPU time the');
-  log('server process spent per call, from /proc; CPU ratio = bare ÷ xapid, the same comparison with the');
+  log('(1.00 = as fast as a route that only sends the same bytes). CPU/call: time on a CPU the server');
+  log("process's threads spent per call, from /proc (proc.ts); CPU ratio = bare ÷ xapid, the same comparison with the");
   log('load generator and the rest of the machine taken out. Targets are judged on the measured speed.');
 }
 
@@ -430,7 +415,7 @@ async function main(): Promise<void> {
       await stopChild(daemon.proc);
     }
 
-    if (want('events')) await benchEvents(log, bare.url);
+    if (want('events')) await benchEvents(log, { url: bare.url, pid: bare.proc.pid! });
     await stopChild(bare.proc);
     if (want('encoder')) {
       log('\nXML-RPC response encoder, get_all_records of 10,000 VMs:');
