@@ -107,7 +107,7 @@ export class EventService {
       }
       if (pending.length > 0) s.cursor = pending.at(-1)!.id;
       if (matching.length > 0) {
-        return matching.map((c) => this.toWire(c, c.op === 'del' ? c.snapshot : this.feed.snapshot(c.cls, c.ref), (c.ts).toFixed(3)));
+        return this.store.read(() => matching.map((c) => this.toWire(c, c.op === 'del' ? c.snapshot : this.feed.snapshot(c.cls, c.ref), (c.ts).toFixed(3))));
       }
       const left = deadline - Date.now();
       if (left <= 0) return [];
@@ -144,7 +144,8 @@ export class EventService {
     let batch = this.batches.get(key);
     if (!batch) {
       const wants = classFilter(classNames);
-      batch = { events: this.coalesce(this.feed.since(from).filter(wants)), valid_ref_counts: this.validRefCounts(classNames), token: formatToken(upto) };
+      // One read transaction for the whole answer: each snapshot alone would open its own.
+      batch = this.store.read(() => ({ events: this.coalesce(this.feed.since(from).filter(wants)), valid_ref_counts: this.validRefCounts(classNames), token: formatToken(upto) }));
       markShared(batch);
       this.batches.set(key, batch);
     }

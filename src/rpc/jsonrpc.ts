@@ -52,12 +52,26 @@ function putJson(out: Chunks, t: ApiType | undefined, v: unknown): void {
   } else if (isShared(v) || isSharedResult(v)) {
     let b = sharedJson.get(v);
     if (!b) {
-      b = Buffer.from(JSON.stringify(v));
+      if (isShared(v)) {
+        b = Buffer.from(JSON.stringify(v));
+      } else {
+        const c = new Chunks();
+        putComposed(c, t, v);
+        b = c.toBuffer();
+      }
       sharedJson.set(v, b);
     }
     out.bytes(b);
-  } else if (t?.kind === 'map' && t.value.kind === 'record') {
-    // get_all_records: a map of records, each of which may be shared
+  } else {
+    putComposed(out, t, v);
+  }
+}
+
+/** Answers that hold records are written around the records' kept bytes: a
+ * get_all_records map, and the events of event.from and event.next, whose snapshots
+ * are mostly the same records answer after answer. */
+function putComposed(out: Chunks, t: ApiType | undefined, v: object): void {
+  if (t?.kind === 'map' && t.value.kind === 'record') {
     let sep = '{';
     for (const k of Object.keys(v)) {
       if ((v as Record<string, unknown>)[k] === undefined) continue;
@@ -66,7 +80,32 @@ function putJson(out: Chunks, t: ApiType | undefined, v: unknown): void {
       sep = ',';
     }
     out.push(sep === '{' ? '{}' : '}');
+  } else if (t?.kind === 'event_batch') {
+    const b = v as { events: object[]; valid_ref_counts: unknown; token: unknown };
+    out.push('{"events":');
+    putEvents(out, b.events);
+    out.push(',"valid_ref_counts":', JSON.stringify(b.valid_ref_counts), ',"token":', JSON.stringify(b.token), '}');
+  } else if (t?.kind === 'set' && t.of.kind === 'record' && t.of.cls === 'event') {
+    putEvents(out, v as object[]);
   } else {
     out.push(JSON.stringify(v));
   }
+}
+
+function putEvents(out: Chunks, events: object[]): void {
+  let sep = '[';
+  for (const e of events) {
+    out.push(sep);
+    sep = ',';
+    const { snapshot, ...rest } = e as { snapshot?: unknown };
+    const head = JSON.stringify(rest);
+    if (snapshot === undefined) {
+      out.push(head);
+    } else {
+      out.push(head.slice(0, -1), ',"snapshot":');
+      putJson(out, undefined, snapshot);
+      out.push('}');
+    }
+  }
+  out.push(sep === '[' ? '[]' : ']');
 }

@@ -239,18 +239,35 @@ const recordAnswers = new WeakMap<object, Buffer>();
 function recordAnswer(t: ApiType, rec: object): Buffer {
   let b = recordAnswers.get(rec);
   if (!b) {
-    b = Buffer.from(`${SUCCESS_HEAD}${encoderFor(t)(rec)}${SUCCESS_TAIL}`);
+    if (isShared(rec)) {
+      b = Buffer.from(`${SUCCESS_HEAD}${encoderFor(t)(rec)}${SUCCESS_TAIL}`);
+    } else {
+      const c = new Chunks();
+      c.push(SUCCESS_HEAD);
+      putTyped(c, t, rec);
+      c.push(SUCCESS_TAIL);
+      b = c.toBuffer();
+    }
     recordAnswers.set(rec, b);
   }
   return b;
+}
+
+/** A shared record's `<value>`, out of its kept get_record answer without a copy. */
+function putSharedRecord(out: Chunks, t: ApiType, rec: object): void {
+  const b = recordAnswer(t, rec);
+  out.bytes(b.subarray(SUCCESS_HEAD.length, b.length - SUCCESS_TAIL.length));
 }
 
 /** Appends the `<value>` of v under type t to out; the store's shared records go in as
  * their kept bytes, and a set's or map's items one by one so that they can. */
 function putTyped(out: Chunks, t: ApiType, v: unknown): void {
   if (t.kind === 'record' && isShared(v)) {
-    const b = recordAnswer(t, v);
-    out.bytes(b.subarray(SUCCESS_HEAD.length, b.length - SUCCESS_TAIL.length));
+    putSharedRecord(out, t, v);
+  } else if (t.kind === 'event_batch') {
+    putBatch(out, v as Batch);
+  } else if (t.kind === 'set' && t.of.kind === 'record' && t.of.cls === 'event') {
+    putEvents(out, v as Array<Record<string, unknown>>);
   } else if (t.kind === 'set' && t.of.kind === 'record') {
     out.push('<value><array><data>');
     for (const x of (v as unknown[]) ?? []) putTyped(out, t.of, x);
@@ -273,34 +290,61 @@ function putTyped(out: Chunks, t: ApiType, v: unknown): void {
 interface Batch { events: Array<Record<string, unknown>>; valid_ref_counts: Record<string, number>; token: string }
 
 function encodeBatch(b: Batch): string {
-  let s = '<value><struct><member><name>events</name><value><array><data>';
-  for (const e of b.events) s += encodeEvent(e);
-  s += '</data></array></value></member><member><name>valid_ref_counts</name><value><struct>';
+  const out = new Chunks();
+  putBatch(out, b);
+  return out.toBuffer().toString();
+}
+
+/** An event batch, its events' snapshots written as the records' kept bytes when they
+ * are the store's shared records (answer after answer, most snapshots are the same). */
+function putBatch(out: Chunks, b: Batch): void {
+  out.push('<value><struct><member><name>events</name>');
+  putEvents(out, b.events);
+  let s = '</member><member><name>valid_ref_counts</name><value><struct>';
   for (const k in b.valid_ref_counts) s += `<member><name>${escapeXml(k)}</name><value><i4>${b.valid_ref_counts[k]}</i4></value></member>`;
-  return `${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`;
+  out.push(`${s}</struct></value></member><member><name>token</name><value>${escapeXml(b.token)}</value></member></struct></value>`);
+}
+
+function putEvents(out: Chunks, events: Array<Record<string, unknown>>): void {
+  out.push('<value><array><data>');
+  for (const e of events) putEvent(out, e);
+  out.push('</data></array></value>');
 }
 
 /** An event: every member a string, except the snapshot, typed by the object's class. */
-function encodeEvent(e: Record<string, unknown>): string {
+function putEvent(out: Chunks, e: Record<string, unknown>): void {
   let s = '<value><struct>';
   for (const k of ['id', 'timestamp', 'class', 'operation', 'ref']) {
     s += `<member><name>${k}</name><value>${escapeXml(String(e[k] ?? ''))}</value></member>`;
   }
-  if (e.snapshot) s += `<member><name>snapshot</name>${snapshotEncoder(String(e.class))(e.snapshot)}</member>`;
-  return s + '</struct></value>';
+  const snap = e.snapshot;
+  if (snap) {
+    out.push(s, '<member><name>snapshot</name>');
+    const t = snapshotType(String(e.class));
+    if (t && isShared(snap)) putSharedRecord(out, t, snap);
+    else out.push(t ? encoderFor(t)(snap) : encodeUntyped(snap));
+    out.push('</member></struct></value>');
+  } else {
+    out.push(s, '</struct></value>');
+  }
 }
 
-/** The record encoder of each class an event names, made once (parseType makes a new type each time). */
-const snapshotEncoders = new Map<string, Encoder>();
+function encodeEvent(e: Record<string, unknown>): string {
+  const out = new Chunks();
+  putEvent(out, e);
+  return out.toBuffer().toString();
+}
 
-function snapshotEncoder(eventClass: string): Encoder {
-  let e = snapshotEncoders.get(eventClass);
-  if (!e) {
+/** The record type of each class an event names, made once (parseType makes a new type
+ * each time, and encoderFor keeps one encoder per type object). */
+const snapshotTypes = new Map<string, ApiType | undefined>();
+
+function snapshotType(eventClass: string): ApiType | undefined {
+  if (!snapshotTypes.has(eventClass)) {
     const cls = classByAnyCase(eventClass);
-    e = cls ? encoderFor(parseType(`${cls.name} record`)) : encodeUntyped;
-    snapshotEncoders.set(eventClass, e);
+    snapshotTypes.set(eventClass, cls ? parseType(`${cls.name} record`) : undefined);
   }
-  return e;
+  return snapshotTypes.get(eventClass);
 }
 
 /** For values without a declared type (errors, listMethods, event records). */
