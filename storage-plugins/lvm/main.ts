@@ -4,7 +4,8 @@
 // origin, and independent of it (removing either never harms the other; LVM frees
 // shared blocks when the last volume using them goes). Every lvm command is limited
 // to the SR's device with --devices, so no other disk of the machine is ever looked at.
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { lvmUdevArgs } from '../lib/lvm-config.js';
 import { Codes, PluginError, intArg, requireSr, requireVdi, roundUp, run, serve, type Request } from '../lib/protocol.js';
 
 const POOL = 'xapid-thinpool';
@@ -28,13 +29,9 @@ function deviceOf(dc: Record<string, string> | undefined): string {
 
 const vgName = (srUuid: string) => `${VG_PREFIX}${srUuid}`;
 
-// Without a running udev (a minimal dom0), LVM would wait for udev to make the /dev
-// nodes of a new volume and then fail to wipe it: make LVM create them itself.
-const NO_UDEV = ['--config', 'activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }'];
-const udevRunning = () => existsSync('/run/udev/control');
-
+// Without udev, a new volume's /dev node would never appear and wiping it would fail (lvm-config.ts).
 function lvm(dev: string, sub: string, args: string[], allowFail = false) {
-  return run('lvm', [sub, '--devices', dev, ...(udevRunning() ? [] : NO_UDEV), ...args], { env, allowFail });
+  return run('lvm', [sub, '--devices', dev, ...lvmUdevArgs(), ...args], { env, allowFail });
 }
 
 type Row = Record<string, string>;

@@ -53,7 +53,13 @@ export function hasPattern(file: string, pattern: number, offset: number, len: n
 
 /** True when two images have the same contents (qemu-img compare). */
 export function sameContents(a: string, b: string, fa = 'qcow2', fb = 'qcow2'): boolean {
-  return spawnSync('qemu-img', ['compare', '-q', '-f', fa, '-F', fb, a, b], { stdio: 'pipe' }).status === 0;
+  return differences(a, b, fa, fb) === '';
+}
+
+/** '' when the two images read the same, else what qemu-img compare says about them. */
+export function differences(a: string, b: string, fa = 'qcow2', fb = 'qcow2'): string {
+  const r = spawnSync('qemu-img', ['compare', '-f', fa, '-F', fb, a, b], { encoding: 'utf8' });
+  return r.status === 0 ? '' : `exit ${r.status}: ${r.stdout}${r.stderr}`.trim();
 }
 
 /** The directory's entries with sizes, to prove that a refused call changed nothing. */
