@@ -6,6 +6,7 @@
 // booted directly. HVM: the "BIOS order" policy's `order` becomes `boot`.
 // on_poweroff/on_reboot/on_crash are all "preserve": the domain stays, stopped, so that
 // xapid (not xl) decides what happens next from the VM's actions_after_* fields.
+import { fileURLToPath } from 'node:url';
 import type { DiskSpec, DomainConfig, NicSpec } from '../driver.js';
 
 const MiB = 1024 * 1024;
@@ -34,9 +35,17 @@ export function diskSpec(d: DiskSpec): string {
   return parts.join(', ');
 }
 
-export function nicSpec(n: NicSpec): string {
+/** The hotplug script shipped with xapid (hotplug/vif: why it replaces Xen's vif-bridge). */
+export const VIF_SCRIPT = fileURLToPath(new URL('../../../drivers/xl/hotplug/vif', import.meta.url));
+
+/** A vif spec; `script` is the hotplug script libxl runs for it ('' for xl's default). */
+export function nicSpec(n: NicSpec, script = ''): string {
   const parts = [`devid=${n.devid}`, `mac=${specWord(n.mac, 'mac')}`];
   if (n.bridge) parts.push(`bridge=${specWord(n.bridge, 'bridge')}`);
+  if (script) {
+    if (/[,=\s]/.test(script)) throw new Error(`hotplug script path "${script}" cannot appear in an xl device spec`);
+    parts.push(`script=${script}`);
+  }
   return parts.join(',');
 }
 
@@ -51,7 +60,7 @@ export function splitArgs(s: string): string[] {
   return out;
 }
 
-export function renderXlConfig(cfg: DomainConfig): string {
+export function renderXlConfig(cfg: DomainConfig, vifScript = ''): string {
   const lines: string[] = [];
   const set = (k: string, v: string | number) => lines.push(`${k} = ${typeof v === 'number' ? String(v) : xlString(v)}`);
   const list = (k: string, vs: string[]) => lines.push(`${k} = [ ${vs.map(xlString).join(', ')} ]`);
@@ -92,6 +101,6 @@ export function renderXlConfig(cfg: DomainConfig): string {
   // Bootable disks first: a PV bootloader looks at the first disk.
   const disks = [...cfg.disks].sort((a, b) => Number(b.bootable) - Number(a.bootable));
   list('disk', disks.map(diskSpec));
-  list('vif', [...cfg.nics].sort((a, b) => a.devid - b.devid).map(nicSpec));
+  list('vif', [...cfg.nics].sort((a, b) => a.devid - b.devid).map((n) => nicSpec(n, vifScript)));
   return `${lines.join('\n')}\n`;
 }

@@ -4,7 +4,7 @@
 // @releaseDomain watches plus a periodic `xl list -v`, so shutdowns, reboots and
 // crashes are seen and left for xapid to act on.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import {
@@ -12,7 +12,7 @@ import {
   type Driver, type HostFacts, type NicSpec,
 } from '../driver.js';
 import { DomainFeed } from '../feed.js';
-import { renderXlConfig, diskSpec } from './config.js';
+import { renderXlConfig, diskSpec, nicSpec, VIF_SCRIPT } from './config.js';
 import { spawnRunner, type Runner } from './exec.js';
 import { parseXenstoreLs, parseXlInfo, parseXlListLong, parseXlListVerbose, type ListedDomain } from './parse.js';
 
@@ -38,6 +38,8 @@ export interface XlOptions {
   pollMs?: number;
   runner?: Runner;
   log?: (msg: string, detail?: Record<string, unknown>) => void;
+  /** libxl's hotplug script for vifs: xapid's own by default, '' for xl's (xl.conf's vif.default.script). */
+  vifScript?: string;
 }
 
 interface Details {
@@ -46,12 +48,24 @@ interface Details {
   maxVcpus: number;
 }
 
+/** xapid's own script where it was installed with the daemon, else xl's default (with a word in the log). */
+function defaultVifScript(log: XlOptions['log']): string {
+  try {
+    accessSync(VIF_SCRIPT, constants.X_OK);
+    return VIF_SCRIPT;
+  } catch {
+    log?.(`${VIF_SCRIPT} is missing or not executable: vifs use xl's default hotplug script`);
+    return '';
+  }
+}
+
 export class XlDriver implements Driver {
   readonly name = 'xl' as const;
   private readonly run: Runner;
   private readonly xl: string;
   private readonly cmdMs: number;
   private readonly buildMs: number;
+  private readonly vifScript: string;
   private readonly feed = new DomainFeed();
   private readonly watchers = new Set<ChildProcess>();
   private known = new Map<number, DomainInfo>();
@@ -66,6 +80,7 @@ export class XlDriver implements Driver {
     this.xl = opts.xl ?? 'xl';
     this.cmdMs = opts.commandTimeoutMs ?? 120_000;
     this.buildMs = opts.buildTimeoutMs ?? 300_000;
+    this.vifScript = opts.vifScript ?? defaultVifScript(opts.log);
   }
 
   private xs(tool: string): string {
@@ -232,7 +247,7 @@ export class XlDriver implements Driver {
 
   private writeConfig(cfg: DomainConfig): string {
     const file = path.join(this.opts.configDir, `${cfg.uuid}.cfg`);
-    writeFileSync(file, renderXlConfig(cfg), { mode: 0o600 });
+    writeFileSync(file, renderXlConfig(cfg, this.vifScript), { mode: 0o600 });
     return file;
   }
 
@@ -355,9 +370,7 @@ export class XlDriver implements Driver {
   }
 
   async attachNic(domid: number, nic: NicSpec): Promise<void> {
-    const args = ['network-attach', String(domid), `devid=${nic.devid}`, `mac=${nic.mac}`];
-    if (nic.bridge) args.push(`bridge=${nic.bridge}`);
-    await this.xlRun(args);
+    await this.xlRun(['network-attach', String(domid), ...nicSpec(nic, this.vifScript).split(',')]);
   }
 
   async detachNic(domid: number, devid: number, _force: boolean): Promise<void> {

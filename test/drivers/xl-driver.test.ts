@@ -4,11 +4,12 @@
 // The failure texts below are the ones xl 4.17 and libxl print.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DriverError, type DomainConfig } from '../../drivers/driver.js';
 import { XlDriver } from '../../drivers/xl/index.js';
+import { VIF_SCRIPT } from '../../drivers/xl/config.js';
 import { classify, spawnRunner, summary, type Runner } from '../../drivers/xl/exec.js';
 import { domainState, parseXenstoreLs, parseXlInfo, parseXlListLong, parseXlListVerbose } from '../../drivers/xl/parse.js';
 import { vmError } from '../../src/vm/errors.js';
@@ -85,7 +86,11 @@ test('create: writes the config, runs `xl create -p FILE`, finds the domid, read
     assert.deepEqual(calls[1], ['xl', 'domid', 'web-6f1e4a52']);
     assert.equal(info.domid, 3);
     assert.equal(info.maxMemoryBytes, 512 * MiB);
-    assert.match(readFileSync(path.join(dir, `${UUID}.cfg`), 'utf8'), /^on_crash = "preserve"$/m);
+    const text = readFileSync(path.join(dir, `${UUID}.cfg`), 'utf8');
+    assert.match(text, /^on_crash = "preserve"$/m);
+    // Every vif names xapid's own hotplug script, which exists and can be run.
+    assert.ok(text.includes(`vif = [ "devid=0,mac=00:16:3e:00:00:01,bridge=xenbr0,script=${VIF_SCRIPT}" ]`), text);
+    accessSync(VIF_SCRIPT, constants.X_OK);
     calls.length = 0;
     await xl.pause(3);
     await xl.setMemoryTarget(3, 200 * MiB);
@@ -101,7 +106,7 @@ test('create: writes the config, runs `xl create -p FILE`, finds the domid, read
     assert.deepEqual(cmds, [
       ['xl', 'pause', '3'], ['xl', 'mem-set', '3', `${200 * 1024}k`], ['xl', 'vcpu-set', '3', '1'], ['xl', 'sysrq', '3', 'c'], ['xl', 'trigger', '3', 'nmi'],
       ['xl', 'block-attach', '3', 'format=qcow2, vdev=xvdb, access=rw, target=/srv/x y.qcow2'],
-      ['xl', 'network-attach', '3', 'devid=1', 'mac=00:16:3e:00:00:01', 'bridge=xenbr0'],
+      ['xl', 'network-attach', '3', 'devid=1', 'mac=00:16:3e:00:00:01', 'bridge=xenbr0', `script=${VIF_SCRIPT}`],
       ['xl', 'block-detach', '--force', '3', 'xvdb'], ['xl', 'save', '3', '/var/lib/xen/save'], ['xenstore-write', '/local/domain/3/vm-data/k', 'v'],
     ]);
   } finally {

@@ -184,6 +184,8 @@ payload() {
   build_guest_initrd
   cp "$W/boot/guest-initrd.gz" "$P/e2e/guest-initrd.gz"
   rsync -a "$PROJECT/package.json" "$PROJECT/dist" "$PROJECT/storage-plugins" "$PROJECT/migrations" "$P/opt/xapid/"
+  # What the xl driver runs besides xl itself (the vif hotplug script).
+  mkdir -p "$P/opt/xapid/drivers/xl"; rsync -a "$PROJECT/drivers/xl/hotplug" "$P/opt/xapid/drivers/xl/"
   rsync -a --exclude=.cache --exclude='/typescript' --exclude='/@types' --exclude='/autocannon' \
     --exclude='/undici' --exclude='/xen-api' "$PROJECT/node_modules/" "$P/opt/xapid/node_modules/"
   # dom0's init lives here, not in the base, so that changing it rebuilds nothing slow.

@@ -247,7 +247,7 @@ async function main(): Promise<void> {
       await r.heartbeatRises(domid);
     });
 
-    await r.step('the disk and the NIC are in the guest', async () => {
+    await r.step('the disk and the NIC are in the guest; packets reach it', async () => {
       check(xsRead(`/local/domain/${domid}/data/e2e-disk`) === 'written', 'the guest saw /dev/xvda and wrote to it');
       const vifs = await r.call('VM.get_VIFs', vm);
       const vif = await r.call('VIF.get_record', vifs[0]);
@@ -256,9 +256,38 @@ async function main(): Promise<void> {
       const bridge = await r.call('network.get_bridge', network);
       const link = sh('ip', ['-o', 'link', 'show', `vif${domid}.0`]);
       check(link.includes(`master ${bridge}`), `vif${domid}.0 is on bridge ${bridge}: ${link.trim()}`);
+      // xapid's hotplug script ran for the backend and netback connected to the guest.
+      const backend = `/local/domain/0/backend/vif/${domid}/0`;
+      check(String(xsRead(`${backend}/script`)).endsWith('/drivers/xl/hotplug/vif'), `the backend's hotplug script is xapid's: ${xsRead(`${backend}/script`)}`);
+      check(xsRead(`${backend}/hotplug-status`) === 'connected', `hotplug-status is ${xsRead(`${backend}/hotplug-status`)}`);
+      check(xsRead(`/local/domain/${domid}/device/vif/0/state`) === '4', 'the guest\'s vif 0 is connected (state 4)');
+      // Packets flow: dom0, given an address on the bridge for a moment, pings the guest.
+      sh('ip', ['addr', 'add', '10.77.0.1/24', 'dev', bridge]);
+      try {
+        const ping = sh('busybox', ['ping', '-c', '3', '-W', '10', '10.77.0.2']);
+        check(/ 0% packet loss/.test(ping) || /[1-3] packets received/.test(ping), `dom0 pings the guest over ${bridge}: ${ping.trim().split('\n').at(-2)}`);
+      } finally {
+        sh('ip', ['addr', 'del', '10.77.0.1/24', 'dev', bridge]);
+      }
       const vbds = await r.call('VM.get_VBDs', vm);
       check((await r.call('VBD.get_currently_attached', vbds[0])) === true, 'VBD currently_attached');
       check(xsRead(`/local/domain/${domid}/device/vbd/51712/state`) === '4', 'the guest\'s vbd 51712 (xvda) is connected (state 4)');
+    });
+
+    await r.step('VIF.plug and VIF.unplug on the running guest', async () => {
+      const bridge = await r.call('network.get_bridge', network);
+      const vif = await r.call('VIF.create', { device: '1', network, VM: vm, MAC: '', MTU: 1500, other_config: {}, qos_algorithm_type: '', qos_algorithm_params: {} });
+      await r.call('VIF.plug', vif);
+      const backend = `/local/domain/0/backend/vif/${domid}/1`;
+      check(xsRead(`${backend}/hotplug-status`) === 'connected', `hotplug-status of the new backend is ${xsRead(`${backend}/hotplug-status`)}`);
+      await waitFor("the guest's vif 1 to connect", () => xsRead(`/local/domain/${domid}/device/vif/1/state`) === '4', 60);
+      const link = sh('ip', ['-o', 'link', 'show', `vif${domid}.1`]);
+      check(link.includes(`master ${bridge}`), `vif${domid}.1 is on bridge ${bridge}: ${link.trim()}`);
+      check((await r.call('VIF.get_currently_attached', vif)) === true, 'VIF currently_attached after plug');
+      await r.call('VIF.unplug', vif);
+      await waitFor(`vif${domid}.1 to go`, () => spawnSync('ip', ['link', 'show', `vif${domid}.1`]).status !== 0, 60);
+      check((await r.call('VIF.get_currently_attached', vif)) === false, 'VIF not currently_attached after unplug');
+      await r.call('VIF.destroy', vif);
     });
 
     await r.step('pause and unpause', async () => {
