@@ -9,7 +9,7 @@ import pino, { type Logger } from 'pino';
 import { ObjectStore } from './db/store.js';
 import { SessionManager } from './auth/sessions.js';
 import { bootstrap } from './host/bootstrap.js';
-import { buildApp } from './rpc/http.js';
+import { buildApp, closeApps } from './rpc/http.js';
 import { TaskManager } from './tasks/manager.js';
 import { ChangeFeed } from './events/feed.js';
 import { EventService } from './events/service.js';
@@ -171,7 +171,7 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     if (cfg.httpsListen) await open('https', splitHostPort(cfg.httpsListen), await tlsMaterial(cfg, log));
     for (const p of cfg.unixSockets) await open('unix', { path: p });
   } catch (e) {
-    await Promise.allSettled(apps.map((a) => a.close()));
+    await closeApps(apps);
     await daemon.vms?.close();
     await daemon.network?.stop();
     store.close();
@@ -194,7 +194,8 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     urls,
     async stop() {
       clearInterval(sweeper);
-      await Promise.allSettled(apps.map((a) => a.close()));
+      feed.stop();
+      await closeApps(apps);
       sessions.sweep();
       await daemon.vms?.close();
       await daemon.network?.stop();

@@ -24,8 +24,9 @@ export interface FeedOptions {
   retain: number;
 }
 
-/** Why a wait ended: a change it wants was committed, its time ran out, or cancel(). */
-export type WakeReason = 'change' | 'timeout' | 'cancelled';
+/** Why a wait ended: a change it wants was committed, its time ran out, cancel(), or
+ * the daemon is stopping (stop()). */
+export type WakeReason = 'change' | 'timeout' | 'cancelled' | 'stopping';
 
 interface Waiter {
   /** Whether a change concerns this waiter. */
@@ -155,11 +156,23 @@ export class ChangeFeed {
   /** Resolves when a change that `wants` accepts is committed, after timeoutMs, or when
    * cancel(owner) is called, whichever comes first. */
   wait(wants: (c: Change) => boolean, timeoutMs: number, owner?: unknown): Promise<WakeReason> {
+    if (this.stopped) return Promise.resolve('stopping');
     return new Promise((resolve) => {
       const w: Waiter = { wants, wake: resolve, deadline: Date.now() + Math.max(0, timeoutMs), owner };
       this.waiters.add(w);
       if (w.deadline < this.timerAt) this.setTimer(w.deadline);
     });
+  }
+
+  private stopped = false;
+
+  /** Ends every wait now, and any wait begun later at once: blocked event calls must not
+   * hold up the daemon's stop for as long as their timeouts. */
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.waiters) w.wake('stopping');
+    this.waiters.clear();
+    this.clearTimerIfIdle();
   }
 
   /** Ends the waits of `owner` now. */

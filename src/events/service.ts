@@ -111,7 +111,9 @@ export class EventService {
       }
       const left = deadline - Date.now();
       if (left <= 0) return [];
-      if (await this.feed.wait(wants, left, session) === 'cancelled') fail('SESSION_INVALID', session);
+      const why = await this.feed.wait(wants, left, session);
+      if (why === 'cancelled') fail('SESSION_INVALID', session);
+      if (why === 'stopping') return [];
     }
   }
 
@@ -207,7 +209,10 @@ export class EventService {
       const batch = this.batchSince(from, classNames, classKey);
       const left = deadline - Date.now();
       if (batch.events.length > 0 || left <= 0) return batch;
-      if (await this.feed.wait(wants, left, session) === 'cancelled') fail('SESSION_INVALID', session);
+      const why = await this.feed.wait(wants, left, session);
+      if (why === 'cancelled') fail('SESSION_INVALID', session);
+      // The daemon is stopping: answer as if the time were up (the client will find it gone on its next call).
+      if (why === 'stopping') return this.batchSince(from, classNames, classKey);
     }
   }
 

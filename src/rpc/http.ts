@@ -122,3 +122,20 @@ export function buildApp(daemon: Daemon, transport: Transport, opts: HttpOptions
   }
   return app;
 }
+
+/**
+ * Stops the servers taking requests and waits for those running, for a bounded time.
+ * Node closes only the keep-alive connections idle when closing begins, so one whose
+ * call ends later would be held open for the whole keep-alive timeout: idle ones are
+ * closed as they fall idle, and after graceMs whatever is still open is cut.
+ */
+export async function closeApps(apps: FastifyInstance[], graceMs = 10_000): Promise<void> {
+  const sweep = setInterval(() => { for (const a of apps) a.server.closeIdleConnections(); }, 100);
+  const cut = setTimeout(() => { for (const a of apps) a.server.closeAllConnections(); }, graceMs);
+  try {
+    await Promise.allSettled(apps.map((a) => a.close()));
+  } finally {
+    clearInterval(sweep);
+    clearTimeout(cut);
+  }
+}

@@ -117,3 +117,21 @@ test('logging out wakes a blocked event call with SESSION_INVALID', async (t) =>
   assert.equal((await blocked)[0], 'SESSION_INVALID');
   assert.equal((await blockedFrom)[0], 'SESSION_INVALID');
 });
+
+test('stopping the daemon answers blocked event calls at once, and it exits', { timeout: 30_000 }, async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.cleanup());
+  const watcher = await connect(d.url);
+  await watcher.call('event.register', ['vm']);
+  const token = (await watcher.call('event.from', ['vm'], '', 0)).token;
+  // Waits far longer than this test may run (event.next's own bound is 60 s): only the
+  // stop can end them in time, and the kept-alive connections they used must not hold it up.
+  const from = watcher.call('event.from', ['vm'], token, 3600);
+  const next = watcher.call('event.next');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(await d.stop(), 0);
+  const batch = await from;
+  assert.deepEqual(batch.events, []);
+  assert.equal(batch.token, token, 'nothing happened, so the token is the same');
+  assert.deepEqual(await next, []);
+});
