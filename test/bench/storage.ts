@@ -19,7 +19,7 @@ import { connect, type Api } from '../helpers/api.js';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const REPS = Number(process.env.BENCH_STORAGE_REPS ?? 5);
-const COPY_REPS = Number(process.env.BENCH_COPY_REPS ?? 5);
+const COPY_REPS = Number(process.env.BENCH_COPY_REPS ?? 7);
 export const COPY_TARGET = 0.8;
 const SETTLE_MS = Number(process.env.BENCH_COPY_SETTLE_MS ?? 1500);
 
