@@ -50,6 +50,10 @@ interface Details {
 
 /** xapid's own script where it was installed with the daemon, else xl's default (with a word in the log). */
 function defaultVifScript(log: XlOptions['log']): string {
+  if (/[,=\s]/.test(VIF_SCRIPT)) {
+    log?.(`${VIF_SCRIPT} cannot be named in an xl vif spec (a comma, '=' or space in the path): vifs use xl's default hotplug script`);
+    return '';
+  }
   try {
     accessSync(VIF_SCRIPT, constants.X_OK);
     return VIF_SCRIPT;
