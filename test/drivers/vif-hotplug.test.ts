@@ -13,7 +13,8 @@ import { TestNamespace } from '../network/netns.js';
 
 const BACKEND = '/local/domain/0/backend/vif/7/0';
 
-function setup(t: { after(fn: () => void): void }) {
+/** A namespace with these bridges and taps, and the script's stand-in xenstore; undefined without the rights. */
+function setup(t: { after(fn: () => void): void }, links: { bridges?: string[]; taps?: string[] } = {}) {
   const ns = TestNamespace.create();
   if (!ns) return undefined;
   const dir = tempDir('xapid-vif-hotplug-');
@@ -21,6 +22,8 @@ function setup(t: { after(fn: () => void): void }) {
     ns.delete();
     rmSync(dir, { recursive: true, force: true });
   });
+  for (const b of links.bridges ?? []) ns.ip('link', 'add', 'name', b, 'type', 'bridge');
+  for (const tap of links.taps ?? []) ns.ip('tuntap', 'add', 'dev', tap, 'mode', 'tap');
   const keys = path.join(dir, 'xenstore');
   writeFileSync(keys, '');
   // xenstore-write PATH VALUE [PATH VALUE…] appends "PATH=VALUE" lines; xenstore-read prints the last value.
@@ -36,11 +39,9 @@ function setup(t: { after(fn: () => void): void }) {
 }
 
 test('online puts the backend on its bridge, up, and tells netback to connect; offline takes it off', async (t) => {
-  const s = setup(t);
+  const s = setup(t, { bridges: ['xenbr9'], taps: ['vif7.0'] });
   if (!s) return t.skip('no rights to make a network namespace here');
   const { ns, hotplug, written } = s;
-  ns.ip('link', 'add', 'name', 'xenbr9', 'type', 'bridge');
-  ns.ip('tuntap', 'add', 'dev', 'vif7.0', 'mode', 'tap');
 
   const on = hotplug('online', { vif: 'vif7.0', bridge: 'xenbr9' });
   assert.equal(on.status, 0, on.stderr);
@@ -58,16 +59,13 @@ test('online puts the backend on its bridge, up, and tells netback to connect; o
 });
 
 test('the bridge is read from the backend when libxl gives none; a bridge not made yet is left to xapid', async (t) => {
-  const s = setup(t);
+  const s = setup(t, { bridges: ['xapi3'], taps: ['vif7.0', 'vif7.1'] });
   if (!s) return t.skip('no rights to make a network namespace here');
   const { ns, keys, hotplug, written } = s;
-  ns.ip('link', 'add', 'name', 'xapi3', 'type', 'bridge');
-  ns.ip('tuntap', 'add', 'dev', 'vif7.0', 'mode', 'tap');
   writeFileSync(keys, `${BACKEND}/bridge=xapi3\n`);
   assert.equal(hotplug('online', { vif: 'vif7.0' }).status, 0);
   assert.equal(ns.link('vif7.0')!.master, 'xapi3');
 
-  ns.ip('tuntap', 'add', 'dev', 'vif7.1', 'mode', 'tap');
   const r = hotplug('online', { vif: 'vif7.1', bridge: 'xapi4', XENBUS_PATH: '/local/domain/0/backend/vif/7/1' });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(ns.link('vif7.1')!.master, undefined);
@@ -76,11 +74,9 @@ test('the bridge is read from the backend when libxl gives none; a bridge not ma
 });
 
 test("an HVM guest's emulated NIC (tap, add/remove) goes on the bridge; online/offline of it is not its business", async (t) => {
-  const s = setup(t);
+  const s = setup(t, { bridges: ['xenbr9'], taps: ['vif7.0-emu'] });
   if (!s) return t.skip('no rights to make a network namespace here');
   const { ns, hotplug, written } = s;
-  ns.ip('link', 'add', 'name', 'xenbr9', 'type', 'bridge');
-  ns.ip('tuntap', 'add', 'dev', 'vif7.0-emu', 'mode', 'tap');
   assert.equal(hotplug('online', { type_if: 'tap', INTERFACE: 'vif7.0-emu', bridge: 'xenbr9' }).status, 0);
   assert.equal(ns.link('vif7.0-emu')!.master, undefined, 'online is for PV backends');
   const add = hotplug('add', { type_if: 'tap', INTERFACE: 'vif7.0-emu', bridge: 'xenbr9', XENBUS_PATH: '' });
