@@ -3,24 +3,13 @@
 // other connections' commits too, and the encoders' kept bytes follow the records.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { classes } from '../../src/datamodel/model.js';
 import { ObjectStore, type ApiRecord } from '../../src/db/store.js';
 import { typedSuccessBody } from '../../src/rpc/xmlrpc.js';
 import { encodeJson } from '../../src/rpc/jsonrpc.js';
-import { tempDir } from '../helpers/daemon.js';
+import { openTestStore } from '../helpers/store.js';
 
-function openStore(t: { after(fn: () => void): void }): { store: ObjectStore; file: string } {
-  const dir = tempDir('xapid-cache-');
-  const file = path.join(dir, 'xapid.db');
-  const store = new ObjectStore(file);
-  t.after(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { store, file };
-}
+const openStore = (t: { after(fn: () => void): void }) => openTestStore(t, 'xapid-cache-');
 
 /** Every record of every class as a store that has just opened the file reads them. */
 function fresh(file: string): Record<string, Array<[string, ApiRecord]>> {

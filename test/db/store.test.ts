@@ -2,25 +2,15 @@
 // change log, uniqueness, transactions, and records read one by one or all at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
 import { classes, NULL_REF } from '../../src/datamodel/model.js';
 import { ObjectStore, type ApiRecord } from '../../src/db/store.js';
 import { XenApiError } from '../../src/api/errors.js';
-import { sampleValue, tempDir } from '../helpers/daemon.js';
+import { sampleValue } from '../helpers/daemon.js';
+import { openTestStore } from '../helpers/store.js';
 
 interface Change { id: number; ts: number; cls: string; op: string; ref: string; uuid: string; snapshot: string | null }
 
-function openStore(t: { after(fn: () => void): void }): { store: ObjectStore; file: string } {
-  const dir = tempDir('xapid-store-');
-  const file = path.join(dir, 'xapid.db');
-  const store = new ObjectStore(file);
-  t.after(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { store, file };
-}
+const openStore = (t: { after(fn: () => void): void }) => openTestStore(t, 'xapid-store-');
 
 function changesAfter(store: ObjectStore, id: number): Change[] {
   return store.db.prepare('SELECT * FROM "_changes" WHERE id > ? ORDER BY id').all(id) as Change[];

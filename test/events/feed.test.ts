@@ -3,25 +3,17 @@
 // one answer; waits end at their own deadlines and on cancel; nothing is lost or repeated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import path from 'node:path';
-import { ObjectStore } from '../../src/db/store.js';
 import { ChangeFeed, type WakeReason } from '../../src/events/feed.js';
 import { EventService, formatToken } from '../../src/events/service.js';
 import { encodeJson } from '../../src/rpc/jsonrpc.js';
 import { typedSuccessBody } from '../../src/rpc/xmlrpc.js';
 import { classes } from '../../src/datamodel/model.js';
-import { tempDir } from '../helpers/daemon.js';
+import { openTestStore } from '../helpers/store.js';
 
 function setup(t: { after(fn: () => void): void }) {
-  const dir = tempDir('xapid-feed-');
-  const store = new ObjectStore(path.join(dir, 'xapid.db'));
+  const { store } = openTestStore(t, 'xapid-feed-');
   const feed = new ChangeFeed(store, { memory: 1000, retain: 10_000 });
   const events = new EventService(store, feed, { nextBoundMs: 60_000, maxQueue: 1000 });
-  t.after(() => {
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
   return { store, feed, events };
 }
 

@@ -4,7 +4,7 @@
 // bridge), a bridge where no server answers, and a missing client program.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { pino } from 'pino';
 import { DhcpClients } from '../../src/network/dhcp.js';
 import { IpError } from '../../src/network/ip.js';
@@ -22,17 +22,7 @@ const open: DhcpClients[] = [];
 
 const SKIP = !hasDnsmasq ? 'needs dnsmasq (Debian package dnsmasq-base)' : undefined;
 
-/** The udhcpc processes on `bridge` in the client namespace. */
-function clients(bridge: string): number[] {
-  return nsC!.pids().filter((pid) => {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return argv.includes('udhcpc') && argv[argv.indexOf('-i') + 1] === bridge;
-    } catch {
-      return false;
-    }
-  });
-}
+const clients = (bridge: string): number[] => nsC!.dhcpClients(bridge);
 
 async function manager(opts: { persistent: boolean; busybox?: string }): Promise<DhcpClients> {
   const m = await DhcpClients.open({ dir, netns: nsC!.name, log, onChange: () => undefined, ...opts });

@@ -5,7 +5,7 @@
 // client and its lease; a daemon killed outright takes its clients with it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { jsonCall, login, startDaemon, tempDir, type TestDaemon } from '../helpers/daemon.js';
 import { TestNamespace } from './netns.js';
 import { TestDhcpServer, hasDnsmasq, ipNumber, until } from './dhcpd.js';
@@ -31,17 +31,7 @@ async function pif(device: string): Promise<string> {
   return Object.entries(all).find(([, p]) => p.device === device)![0];
 }
 
-/** The udhcpc processes running on `bridge` in the daemon's namespace. */
-function clients(bridge: string): number[] {
-  return ns!.pids().filter((pid) => {
-    try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return argv.includes('udhcpc') && argv[argv.indexOf('-i') + 1] === bridge;
-    } catch {
-      return false;
-    }
-  });
-}
+const clients = (bridge: string): number[] => ns!.dhcpClients(bridge);
 
 const inRange = (ip: string, from: string, to: string) => ipNumber(ip) >= ipNumber(from) && ipNumber(ip) <= ipNumber(to);
 

@@ -2,7 +2,7 @@
 // a namespace this file created (`ip -n NAME`), except `ip netns add/delete` of those
 // very names; the host's own interfaces are never touched.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 export interface TestLink {
@@ -63,6 +63,18 @@ export class TestNamespace {
   /** Moves one of this namespace's links into another namespace the test made. */
   moveLink(name: string, to: TestNamespace): void {
     this.ip('link', 'set', 'dev', name, 'netns', to.name);
+  }
+
+  /** The busybox udhcpc clients running on `bridge` in this namespace. */
+  dhcpClients(bridge: string): number[] {
+    return this.pids().filter((pid) => {
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv.includes('udhcpc') && argv[argv.indexOf('-i') + 1] === bridge;
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** The PIDs of the processes running in this namespace (`ip netns pids`). */
