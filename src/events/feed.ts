@@ -1,9 +1,8 @@
 // The change feed: committed change-log rows, kept in memory for the recent past, and
 // the waiters that block in event.next / event.from until something they care about
-// is committed. A commit is read back once and shared by every waiter; snapshots are
-// read once per wake-up and shared too.
+// is committed. A commit is read back once and shared by every waiter. Snapshots are
+// the object store's shared records (its cache keeps them), not kept here.
 import type { ObjectStore, ApiRecord } from '../db/store.js';
-import type { SharedRecord } from '../db/cache.js';
 
 export interface Change {
   id: number;
@@ -131,26 +130,6 @@ export class ChangeFeed {
     }
     const cap = Number.isFinite(limit) ? limit : 10_000_000;
     return (this.readSince.all(after, cap) as Row[]).map(ChangeFeed.toChange);
-  }
-
-  private readonly snapshotCache = new Map<string, SharedRecord | null>();
-
-  /** The change id the snapshot cache was filled at: any newer commit empties it. */
-  private snapshotsAt = -1;
-
-  /** The current record of an object, shared by every waiter woken by the same commit. */
-  snapshot(cls: string, ref: string): SharedRecord | undefined {
-    if (this.snapshotsAt !== this.lastId) {
-      this.snapshotCache.clear();
-      this.snapshotsAt = this.lastId;
-    }
-    const key = `${cls}\u0000${ref}`;
-    let rec = this.snapshotCache.get(key);
-    if (rec === undefined) {
-      rec = this.store.view(cls, ref) ?? null;
-      this.snapshotCache.set(key, rec);
-    }
-    return rec ?? undefined;
   }
 
   /** Resolves when a change that `wants` accepts is committed, after timeoutMs, or when

@@ -107,7 +107,7 @@ export class EventService {
       }
       if (pending.length > 0) s.cursor = pending.at(-1)!.id;
       if (matching.length > 0) {
-        return this.store.read(() => matching.map((c) => this.toWire(c, c.op === 'del' ? c.snapshot : this.feed.snapshot(c.cls, c.ref), (c.ts).toFixed(3))));
+        return this.store.read(() => matching.map((c) => this.toWire(c, c.op === 'del' ? c.snapshot : this.store.view(c.cls, c.ref), (c.ts).toFixed(3))));
       }
       const left = deadline - Date.now();
       if (left <= 0) return [];
@@ -184,7 +184,7 @@ export class EventService {
         out.push(this.toWire(last, undefined, '0.0'));
         continue;
       }
-      const snapshot = this.feed.snapshot(last.cls, last.ref);
+      const snapshot = this.store.view(last.cls, last.ref);
       if (!snapshot) continue;
       out.push(this.toWire({ ...last, op: first.op === 'add' ? 'add' : 'mod' }, snapshot, '0.0'));
     }
