@@ -1,5 +1,7 @@
 // Starting and stopping the daemon: state directory, database, bootstrap records,
-// credentials, and one listener per configured door.
+// credentials, and one listener per configured door. The one place where services are
+// made and wired: each gets what it needs in its constructor, is started in order, and
+// stopped in the reverse order.
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -13,12 +15,16 @@ import { buildApp, closeApps } from './rpc/http.js';
 import { TaskManager } from './tasks/manager.js';
 import { ChangeFeed } from './events/feed.js';
 import { EventService } from './events/service.js';
-import type { Daemon, Transport } from './api/context.js';
+import type { Daemon } from './api/context.js';
+import type { Transport } from './core/context.js';
 import { NetworkService } from './network/service.js';
 import { defaultNetworkMode, type NetworkMode } from './network/namespace.js';
-import { initStorage } from './storage/startup.js';
+import { StorageService } from './storage/service.js';
+import { startStorage } from './storage/startup.js';
 import { selectDriver, type DriverChoice } from '../drivers/select.js';
+import { VmHotplug } from './vm/hotplug.js';
 import { VmService } from './vm/service.js';
+import { xmlRecordCodec } from './rpc/record-codec.js';
 
 export interface Config {
   stateDir: string;
@@ -115,38 +121,38 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     tasks.sessionEnded(ref);
     events.sessionEnded(ref);
   });
-  const daemon: Daemon = { store, sessions, tasks, events, log, hostRef: identity.hostRef, poolRef: identity.poolRef };
-  // The VM service reads the operations a previous run left behind before anything clears them.
+  const { hostRef, poolRef } = identity;
   const { driver, why } = selectDriver({ choice: cfg.driver ?? 'auto', stateDir: cfg.stateDir, simDelayScale: cfg.simDelayScale ?? 1, log: (msg, detail) => log.warn(detail ?? {}, msg) });
   log.info({ driver: driver.name }, why);
-  daemon.vms = new VmService(daemon, {
-    driver, stateDir: cfg.stateDir, shutdownTimeoutMs: (cfg.shutdownTimeoutSec ?? 1200) * 1000,
-    crashGuardMs: (cfg.crashGuardSec ?? 120) * 1000, rebootGuardMs: (cfg.rebootGuardSec ?? 60) * 1000, metricsIntervalMs: 5000,
-  });
+  // Hot-plug needs only the database and the driver; storage and networking use it, the
+  // VM service uses those.
+  const hotplug = new VmHotplug(store, driver);
+  const storage = new StorageService({ store, log, hostRef, stateDir: cfg.stateDir, devices: hotplug });
+  // The VM service reads the operations a previous run left behind before anything clears them.
+  let network: NetworkService | undefined;
+  let vms: VmService | undefined;
+  const stopServices = async () => {
+    await vms?.close();
+    await network?.stop();
+    store.close();
+  };
   try {
-    daemon.network = await NetworkService.start({
-      store, log, hostRef: identity.hostRef, stateDir: cfg.stateDir,
+    network = await NetworkService.start({
+      store, log, hostRef, stateDir: cfg.stateDir, hotplug: hotplug.vifs,
       mode: cfg.networkMode ?? defaultNetworkMode(driver.name), netns: cfg.netns, simNics: cfg.simNics,
     });
+    vms = new VmService({
+      store, log, hostRef, poolRef, driver, storage, network, records: xmlRecordCodec, stateDir: cfg.stateDir,
+      shutdownTimeoutMs: (cfg.shutdownTimeoutSec ?? 1200) * 1000,
+      crashGuardMs: (cfg.crashGuardSec ?? 120) * 1000, rebootGuardMs: (cfg.rebootGuardSec ?? 60) * 1000, metricsIntervalMs: 5000,
+    });
+    await startStorage(storage);
+    await vms.open();
   } catch (e) {
-    store.close();
+    await stopServices().catch(() => undefined);
     throw e;
   }
-  try {
-    await initStorage(daemon, { stateDir: cfg.stateDir });
-  } catch (e) {
-    await daemon.network?.stop();
-    store.close();
-    throw e;
-  }
-  try {
-    await daemon.vms.open();
-  } catch (e) {
-    await daemon.vms.close().catch(() => undefined);
-    await daemon.network?.stop();
-    store.close();
-    throw e;
-  }
+  const daemon: Daemon = { store, sessions, tasks, events, network, storage, vms, log, hostRef, poolRef };
 
   const apps: FastifyInstance[] = [];
   const urls: string[] = [];
@@ -172,9 +178,7 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     for (const p of cfg.unixSockets) await open('unix', { path: p });
   } catch (e) {
     await closeApps(apps);
-    await daemon.vms?.close();
-    await daemon.network?.stop();
-    store.close();
+    await stopServices();
     throw e;
   }
 
@@ -197,9 +201,7 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
       feed.stop();
       await closeApps(apps);
       sessions.sweep();
-      await daemon.vms?.close();
-      await daemon.network?.stop();
-      store.close();
+      await stopServices();
     },
   };
 }

@@ -1,23 +1,23 @@
 // event: the classic subscription API and event.from / event.inject.
-import type { CallContext, Handler } from './context.js';
+import type { ApiContext, Handler } from './context.js';
 
 export const eventHandlers: Record<string, Handler> = {
-  register(ctx: CallContext, classes: string[]) {
+  register(ctx: ApiContext, classes: string[]) {
     ctx.daemon.events.register(ctx.session!, classes);
   },
-  unregister(ctx: CallContext, classes: string[]) {
+  unregister(ctx: ApiContext, classes: string[]) {
     ctx.daemon.events.unregister(ctx.session!, classes);
   },
-  next(ctx: CallContext) {
+  next(ctx: ApiContext) {
     return ctx.daemon.events.next(ctx.session!);
   },
-  get_current_id(ctx: CallContext) {
+  get_current_id(ctx: ApiContext) {
     return ctx.daemon.events.getCurrentId();
   },
-  from(ctx: CallContext, classes: string[], token: string, timeout: number) {
+  from(ctx: ApiContext, classes: string[], token: string, timeout: number) {
     return ctx.daemon.events.from(ctx.session!, classes, token, timeout);
   },
-  inject(ctx: CallContext, cls: string, ref: string) {
+  inject(ctx: ApiContext, cls: string, ref: string) {
     return ctx.daemon.events.inject(cls, ref);
   },
 };

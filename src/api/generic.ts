@@ -3,11 +3,11 @@
 // get_by_name_label, create and destroy.
 import type { MessageModel } from '../datamodel/model.js';
 import type { ApiRecord } from '../db/store.js';
-import type { CallContext } from './context.js';
-import { fail } from './errors.js';
-import { createObject, destroyObject } from './lifecycle.js';
+import type { ApiContext } from './context.js';
+import { fail } from '../core/errors.js';
+import { createObject, destroyObject } from '../db/objects.js';
 
-export function runGeneric(ctx: CallContext, m: MessageModel, args: unknown[]): unknown {
+export function runGeneric(ctx: ApiContext, m: MessageModel, args: unknown[]): unknown {
   const store = ctx.daemon.store.any;
   const cls = m.cls;
   const f = m.field;
@@ -40,9 +40,9 @@ export function runGeneric(ctx: CallContext, m: MessageModel, args: unknown[]): 
     case 'get_by_name_label':
       return store.refsByNameLabel(cls, args[0] as string);
     case 'create':
-      return createObject(ctx, cls, args[0] as ApiRecord);
+      return createObject(ctx.daemon.store, cls, args[0] as ApiRecord);
     case 'destroy':
-      destroyObject(ctx, cls, args[0] as string);
+      destroyObject(ctx.daemon.store, cls, args[0] as string);
       return undefined;
     default:
       throw new Error(`${m.wireName} is not an implicit message`);

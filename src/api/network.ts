@@ -1,16 +1,11 @@
 // Networking messages: network, PIF, VLAN, Bond, VIF, the pool's VLAN helpers and
 // VM.get_allowed_VIF_devices. The work is in src/network/ops.ts.
-import type { CallContext, Handler } from './context.js';
+import type { ApiContext, Handler } from './context.js';
 import type { ApiRecord } from '../db/store.js';
-import { fail } from './errors.js';
 import type { NetworkService } from '../network/service.js';
 import * as ops from '../network/ops.js';
 
-function net(ctx: CallContext): NetworkService {
-  const svc = ctx.daemon.network;
-  if (!svc) fail('INTERNAL_ERROR', 'networking is not running in this daemon');
-  return svc;
-}
+const net = (ctx: ApiContext): NetworkService => ctx.daemon.network;
 
 export const networkHandlers: Record<string, Handler> = {
   'network.create': (ctx, rec: ApiRecord) => ops.createNetwork(net(ctx), ctx, rec),
@@ -42,10 +37,10 @@ export const networkHandlers: Record<string, Handler> = {
     ops.createBond(net(ctx), network, members, MAC, mode ?? 'balance-slb', properties ?? {}),
   'Bond.destroy': (ctx, self: string) => ops.destroyBond(net(ctx), self),
 
-  'VIF.create': (ctx, rec: ApiRecord) => ops.createVif(ctx, rec),
-  'VIF.destroy': (ctx, self: string) => ops.destroyVif(ctx, self),
-  'VIF.plug': (ctx, self: string) => ops.plugVif(ctx, ctx.daemon.network, self),
-  'VIF.unplug': (ctx, self: string) => ops.unplugVif(ctx, ctx.daemon.network, self),
+  'VIF.create': (ctx, rec: ApiRecord) => ops.createVif(ctx.daemon.store, rec),
+  'VIF.destroy': (ctx, self: string) => ops.destroyVif(ctx.daemon.store, self),
+  'VIF.plug': (ctx, self: string) => ops.plugVif(net(ctx), ctx, self),
+  'VIF.unplug': (ctx, self: string) => ops.unplugVif(net(ctx), ctx, self),
 
   'VM.get_allowed_VIF_devices': (ctx, vm: string) => ops.allowedVifDevices(ctx.daemon.store, vm),
 };

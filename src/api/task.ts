@@ -1,14 +1,14 @@
 // task: client-made tasks, cancellation and removal.
-import type { CallContext, Handler } from './context.js';
+import type { ApiContext, Handler } from './context.js';
 
 export const taskHandlers: Record<string, Handler> = {
-  create(ctx: CallContext, label: string, description: string) {
+  create(ctx: ApiContext, label: string, description: string) {
     return ctx.daemon.tasks.create(label, description, ctx.session, true);
   },
-  cancel(ctx: CallContext, task: string) {
+  cancel(ctx: ApiContext, task: string) {
     ctx.daemon.tasks.cancel(task, ctx.task?.ref);
   },
-  destroy(ctx: CallContext, task: string) {
+  destroy(ctx: ApiContext, task: string) {
     ctx.daemon.tasks.destroy(task);
   },
 };

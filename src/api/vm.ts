@@ -2,14 +2,14 @@
 // host checks, operation checks and the setters xapi declares as messages. The work is
 // in src/vm/. (get_allowed_VBD_devices and get_allowed_VIF_devices live with storage and
 // networking: src/api/vbd.ts, src/api/network.ts.)
-import type { CallContext, Handler } from './context.js';
-import { fail } from './errors.js';
-import { assertOperationValid, runOperation, updateAllowedOperations } from './operations.js';
-import { createObject } from './lifecycle.js';
+import type { ApiContext, Handler } from './context.js';
+import { fail } from '../core/errors.js';
+import { assertOperationValid, runOperation, updateAllowedOperations } from '../core/operations.js';
+import { createObject } from '../db/objects.js';
 import { NULL_REF } from '../datamodel/model.js';
 import type { VMRecord } from '../datamodel/records.js';
 import type { ApiRecord } from '../db/store.js';
-import { now } from '../rpc/datetime.js';
+import { now } from '../core/datetime.js';
 import { memoryOf, checkVcpus, shadowMiB } from '../vm/config.js';
 import { refreshOperations } from '../storage/rules.js';
 import { cloneVm, provisionVm } from '../vm/clone.js';
@@ -17,14 +17,10 @@ import type { VmService } from '../vm/service.js';
 
 const MiB = 1024 * 1024;
 
-function vms(ctx: CallContext): VmService {
-  const s = ctx.daemon.vms;
-  if (!s) fail('INTERNAL_ERROR', 'the VM service is not running');
-  return s;
-}
+const vms = (ctx: ApiContext): VmService => ctx.daemon.vms;
 
 /** Setters of fields that allowed_operations depends on recompute it. */
-function setAndRefresh(ctx: CallContext, vm: string, changes: Partial<VMRecord>): void {
+function setAndRefresh(ctx: ApiContext, vm: string, changes: Partial<VMRecord>): void {
   const store = ctx.daemon.store;
   store.tx(() => {
     store.update('VM', vm, changes);
@@ -32,7 +28,7 @@ function setAndRefresh(ctx: CallContext, vm: string, changes: Partial<VMRecord>)
   });
 }
 
-function editMap(ctx: CallContext, vm: string, field: 'platform' | 'other_config', key: string, value?: string): void {
+function editMap(ctx: ApiContext, vm: string, field: 'platform' | 'other_config', key: string, value?: string): void {
   const store = ctx.daemon.store;
   store.tx(() => {
     const cur = { ...(store.field('VM', vm, field) as Record<string, string>) };
@@ -58,10 +54,10 @@ export function maximiseMemory(rec: VMRecord, total: number, approximate: boolea
 export const vmHandlers: Record<string, Handler> = {
   // ---- constructor and destructor --------------------------------------------------------
 
-  create(ctx: CallContext, args: ApiRecord) {
+  create(ctx: ApiContext, args: ApiRecord) {
     const store = ctx.daemon.store;
     // A new VM is halted, whatever the caller says, and has no domain.
-    const ref = createObject(ctx, 'VM', { ...args, power_state: 'Halted' });
+    const ref = createObject(ctx.daemon.store, 'VM', { ...args, power_state: 'Halted' });
     store.tx(() => {
       store.update('VM', ref, { domid: -1, resident_on: NULL_REF, scheduled_to_be_resident_on: NULL_REF, is_control_domain: false });
       updateAllowedOperations(store, 'VM', ref);
@@ -69,7 +65,7 @@ export const vmHandlers: Record<string, Handler> = {
     return ref;
   },
 
-  destroy(ctx: CallContext, vm: string) {
+  destroy(ctx: ApiContext, vm: string) {
     return vms(ctx).withOp(ctx, vm, 'destroy', async () => {
       const store = ctx.daemon.store;
       // As xapi: the VM's devices, consoles, crash dump records and metrics go with it; its VDIs stay.
@@ -91,45 +87,45 @@ export const vmHandlers: Record<string, Handler> = {
 
   // ---- power ------------------------------------------------------------------------------
 
-  start(ctx: CallContext, vm: string, startPaused: boolean, force: boolean) {
+  start(ctx: ApiContext, vm: string, startPaused: boolean, force: boolean) {
     return vms(ctx).start(ctx, vm, startPaused, force);
   },
-  start_on(ctx: CallContext, vm: string, host: string, startPaused: boolean, force: boolean) {
+  start_on(ctx: ApiContext, vm: string, host: string, startPaused: boolean, force: boolean) {
     if (host === NULL_REF) fail('HANDLE_INVALID', 'host', host);
     return vms(ctx).start(ctx, vm, startPaused, force, 'start_on', host);
   },
-  pause(ctx: CallContext, vm: string) {
+  pause(ctx: ApiContext, vm: string) {
     return vms(ctx).pause(ctx, vm);
   },
-  unpause(ctx: CallContext, vm: string) {
+  unpause(ctx: ApiContext, vm: string) {
     return vms(ctx).unpause(ctx, vm);
   },
-  suspend(ctx: CallContext, vm: string) {
+  suspend(ctx: ApiContext, vm: string) {
     return vms(ctx).suspend(ctx, vm);
   },
-  resume(ctx: CallContext, vm: string, startPaused: boolean, force: boolean) {
+  resume(ctx: ApiContext, vm: string, startPaused: boolean, force: boolean) {
     return vms(ctx).resume(ctx, vm, startPaused, force);
   },
-  resume_on(ctx: CallContext, vm: string, host: string, startPaused: boolean, force: boolean) {
+  resume_on(ctx: ApiContext, vm: string, host: string, startPaused: boolean, force: boolean) {
     if (host === NULL_REF) fail('HANDLE_INVALID', 'host', host);
     return vms(ctx).resume(ctx, vm, startPaused, force, 'resume_on', host);
   },
-  clean_shutdown(ctx: CallContext, vm: string) {
+  clean_shutdown(ctx: ApiContext, vm: string) {
     return vms(ctx).cleanShutdown(ctx, vm);
   },
-  hard_shutdown(ctx: CallContext, vm: string) {
+  hard_shutdown(ctx: ApiContext, vm: string) {
     return vms(ctx).hardShutdown(ctx, vm);
   },
-  clean_reboot(ctx: CallContext, vm: string) {
+  clean_reboot(ctx: ApiContext, vm: string) {
     return vms(ctx).cleanReboot(ctx, vm);
   },
-  hard_reboot(ctx: CallContext, vm: string) {
+  hard_reboot(ctx: ApiContext, vm: string) {
     return vms(ctx).hardReboot(ctx, vm);
   },
-  power_state_reset(ctx: CallContext, vm: string) {
+  power_state_reset(ctx: ApiContext, vm: string) {
     return vms(ctx).powerStateReset(ctx, vm);
   },
-  pool_migrate(ctx: CallContext, vm: string, host: string, _options: Record<string, string>) {
+  pool_migrate(ctx: ApiContext, vm: string, host: string, _options: Record<string, string>) {
     assertOperationValid(ctx.daemon.store, 'VM', vm, 'pool_migrate');
     if (host === ctx.daemon.hostRef) fail('OPERATION_NOT_ALLOWED', 'the VM already runs on this host, and there is no other host: pools are not supported yet');
     fail('OPERATION_NOT_ALLOWED', 'pool_migrate needs a pool of several hosts; this host is alone (pools are not supported yet)');
@@ -137,55 +133,55 @@ export const vmHandlers: Record<string, Handler> = {
 
   // ---- new VMs and disks ---------------------------------------------------------------------
 
-  clone(ctx: CallContext, vm: string, newName: string) {
+  clone(ctx: ApiContext, vm: string, newName: string) {
     return cloneVm(vms(ctx), ctx, vm, newName);
   },
-  copy(ctx: CallContext, vm: string, newName: string, sr: string) {
+  copy(ctx: ApiContext, vm: string, newName: string, sr: string) {
     return cloneVm(vms(ctx), ctx, vm, newName, sr);
   },
-  provision(ctx: CallContext, vm: string) {
+  provision(ctx: ApiContext, vm: string) {
     return provisionVm(vms(ctx), ctx, vm);
   },
 
   // ---- live changes ----------------------------------------------------------------------------
 
-  set_VCPUs_number_live(ctx: CallContext, vm: string, n: number) {
+  set_VCPUs_number_live(ctx: ApiContext, vm: string, n: number) {
     return vms(ctx).setVcpusLive(ctx, vm, n);
   },
-  add_to_VCPUs_params_live(ctx: CallContext, vm: string, key: string, value: string) {
+  add_to_VCPUs_params_live(ctx: ApiContext, vm: string, key: string, value: string) {
     return vms(ctx).addVcpusParamLive(ctx, vm, key, value);
   },
-  set_memory_target_live(ctx: CallContext, vm: string, target: number) {
+  set_memory_target_live(ctx: ApiContext, vm: string, target: number) {
     return vms(ctx).setMemoryTargetLive(ctx, vm, target);
   },
-  set_shadow_multiplier_live(ctx: CallContext, vm: string, multiplier: number) {
+  set_shadow_multiplier_live(ctx: ApiContext, vm: string, multiplier: number) {
     return vms(ctx).setShadowMultiplierLive(ctx, vm, multiplier);
   },
-  send_sysrq(ctx: CallContext, vm: string, key: string) {
+  send_sysrq(ctx: ApiContext, vm: string, key: string) {
     return vms(ctx).sysrq(ctx, vm, key);
   },
-  send_trigger(ctx: CallContext, vm: string, trigger: string) {
+  send_trigger(ctx: ApiContext, vm: string, trigger: string) {
     return vms(ctx).trigger(ctx, vm, trigger);
   },
 
   // ---- questions ------------------------------------------------------------------------------------
 
-  async get_boot_record(ctx: CallContext, vm: string) {
+  async get_boot_record(ctx: ApiContext, vm: string) {
     assertOperationValid(ctx.daemon.store, 'VM', vm, 'get_boot_record');
     return vms(ctx).bootRecord(vm);
   },
-  maximise_memory(ctx: CallContext, vm: string, total: number, approximate: boolean) {
+  maximise_memory(ctx: ApiContext, vm: string, total: number, approximate: boolean) {
     if (total < 0) fail('INVALID_VALUE', 'total', total);
     return maximiseMemory(ctx.daemon.store.get('VM', vm)!, total, approximate);
   },
-  async assert_can_boot_here(ctx: CallContext, vm: string, host: string) {
+  async assert_can_boot_here(ctx: ApiContext, vm: string, host: string) {
     if (host === NULL_REF) fail('HANDLE_INVALID', 'host', host);
     const rec = ctx.daemon.store.get('VM', vm)!;
     memoryOf(rec);
     checkVcpus(rec);
     await vms(ctx).assertCanBootHere(vm, host);
   },
-  async get_possible_hosts(ctx: CallContext, vm: string) {
+  async get_possible_hosts(ctx: ApiContext, vm: string) {
     const rec = ctx.daemon.store.get('VM', vm)!;
     const out: string[] = [];
     for (const host of ctx.daemon.store.all('host')) {
@@ -200,41 +196,41 @@ export const vmHandlers: Record<string, Handler> = {
     }
     return out;
   },
-  assert_operation_valid(ctx: CallContext, vm: string, op: string) {
+  assert_operation_valid(ctx: ApiContext, vm: string, op: string) {
     assertOperationValid(ctx.daemon.store, 'VM', vm, op);
   },
-  update_allowed_operations(ctx: CallContext, vm: string) {
+  update_allowed_operations(ctx: ApiContext, vm: string) {
     updateAllowedOperations(ctx.daemon.store, 'VM', vm);
   },
 
   // ---- setters declared as messages ---------------------------------------------------------------
 
-  set_platform(ctx: CallContext, vm: string, value: Record<string, string>) {
+  set_platform(ctx: ApiContext, vm: string, value: Record<string, string>) {
     setAndRefresh(ctx, vm, { platform: value });
   },
-  add_to_platform(ctx: CallContext, vm: string, key: string, value: string) {
+  add_to_platform(ctx: ApiContext, vm: string, key: string, value: string) {
     editMap(ctx, vm, 'platform', key, value);
   },
-  remove_from_platform(ctx: CallContext, vm: string, key: string) {
+  remove_from_platform(ctx: ApiContext, vm: string, key: string) {
     editMap(ctx, vm, 'platform', key);
   },
-  set_other_config(ctx: CallContext, vm: string, value: Record<string, string>) {
+  set_other_config(ctx: ApiContext, vm: string, value: Record<string, string>) {
     setAndRefresh(ctx, vm, { other_config: value });
   },
-  add_to_other_config(ctx: CallContext, vm: string, key: string, value: string) {
+  add_to_other_config(ctx: ApiContext, vm: string, key: string, value: string) {
     editMap(ctx, vm, 'other_config', key, value);
   },
-  remove_from_other_config(ctx: CallContext, vm: string, key: string) {
+  remove_from_other_config(ctx: ApiContext, vm: string, key: string) {
     editMap(ctx, vm, 'other_config', key);
   },
-  set_HVM_boot_policy(ctx: CallContext, vm: string, value: string) {
+  set_HVM_boot_policy(ctx: ApiContext, vm: string, value: string) {
     setAndRefresh(ctx, vm, { HVM_boot_policy: value });
   },
-  set_actions_after_crash(ctx: CallContext, vm: string, value: VMRecord['actions_after_crash']) {
+  set_actions_after_crash(ctx: ApiContext, vm: string, value: VMRecord['actions_after_crash']) {
     setAndRefresh(ctx, vm, { actions_after_crash: value });
   },
   /** Making a VM into a template needs it halted (the make_into_template operation). */
-  async set_is_a_template(ctx: CallContext, vm: string, value: boolean) {
+  async set_is_a_template(ctx: ApiContext, vm: string, value: boolean) {
     const store = ctx.daemon.store;
     const cur = store.field('VM', vm, 'is_a_template');
     if (cur === value) return;
@@ -242,7 +238,7 @@ export const vmHandlers: Record<string, Handler> = {
       setAndRefresh(ctx, vm, { is_a_template: false });
       return;
     }
-    await runOperation(ctx, 'VM', vm, 'make_into_template', () => {
+    await runOperation(store, ctx, 'VM', vm, 'make_into_template', () => {
       store.tx(() => {
         store.update('VM', vm, { is_a_template: true });
         const m = store.field('VM', vm, 'metrics')!;

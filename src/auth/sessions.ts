@@ -4,8 +4,8 @@
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { ObjectStore } from '../db/store.js';
 import { newRef } from '../db/store.js';
-import { fail } from '../api/errors.js';
-import { formatDateTime, toMillis } from '../rpc/datetime.js';
+import { fail } from '../core/errors.js';
+import { formatDateTime, toMillis } from '../core/datetime.js';
 import { hashPassword, verifyPassword } from './passwords.js';
 
 export interface SessionInfo {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { classes, NULL_REF, type ClassModel, type FieldModel } from '../datamodel/model.js';
 import type { ApiType } from '../datamodel/types.js';
 import type { ClassName, Records } from '../datamodel/records.js';
-import { fail } from '../api/errors.js';
+import { fail } from '../core/errors.js';
 import { migrate } from './migrate.js';
 import { RecordCache, copyValue, freezeValue, share, type ClassRecords, type SharedRecord } from './cache.js';
 import { q, toDb } from './schema.js';

@@ -4,9 +4,9 @@
 import { classByAnyCase, classes } from '../datamodel/model.js';
 import type { ObjectStore } from '../db/store.js';
 import type { SharedRecord } from '../db/cache.js';
-import { XenApiError, fail } from '../api/errors.js';
+import { XenApiError, fail } from '../core/errors.js';
 import type { Change, ChangeFeed } from './feed.js';
-import { markShared } from '../rpc/shared.js';
+import { markShared } from '../core/shared-results.js';
 
 /** An event as it goes on the wire: strings, plus the object's record. */
 export interface WireEvent {

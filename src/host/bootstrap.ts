@@ -4,7 +4,7 @@
 import os from 'node:os';
 import type { ObjectStore } from '../db/store.js';
 import { NULL_REF } from '../datamodel/model.js';
-import { now } from '../rpc/datetime.js';
+import { now } from '../core/datetime.js';
 import { managementAddress, readCpus, readMemoryTotal, readXen } from './probe.js';
 
 export const PRODUCT = { brand: 'xapid', version: '0.1.0', apiMajor: 1, apiMinor: 1 };

@@ -100,3 +100,8 @@ export function netmaskOfPrefix(prefix: number): string {
   const n = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return [24, 16, 8, 0].map((s) => (n >>> s) & 0xff).join('.');
 }
+
+/** The host interface name of a VIF's backend, as Xen's netback names it. */
+export function vifBackendName(domid: number, device: string): string {
+  return `vif${domid}.${device}`;
+}

@@ -6,10 +6,10 @@ import { classes, NULL_REF } from '../datamodel/model.js';
 import type { ApiRecord } from '../db/store.js';
 import type { ObjectStore } from '../db/store.js';
 import type { PIFRecord } from '../datamodel/records.js';
-import type { CallContext } from '../api/context.js';
-import { XenApiError, fail } from '../api/errors.js';
-import { createObject, destroyObject } from '../api/lifecycle.js';
-import { defineOperations, runOperation, updateAllowedOperations } from '../api/operations.js';
+import type { CallContext } from '../core/context.js';
+import { XenApiError, fail } from '../core/errors.js';
+import { createObject, destroyObject } from '../db/objects.js';
+import { defineOperations, runOperation, updateAllowedOperations } from '../core/operations.js';
 import { IpError } from './ip.js';
 import { Undo } from './host.js';
 import { bridgeForDevice, macFromSeed, networkLabelForDevice, prefixOfNetmask, randomMac, validIfName, validIPv4, validMac, vlanDeviceName } from './names.js';
@@ -91,7 +91,7 @@ export function createNetwork(svc: NetworkService, ctx: CallContext, rec: ApiRec
     }
     try {
       return store.tx(() => {
-        const ref = createObject(ctx, 'network', { ...rec, bridge });
+        const ref = createObject(svc.store, 'network', { ...rec, bridge });
         updateAllowedOperations(store, 'network', ref);
         return ref;
       });
@@ -108,7 +108,7 @@ export function destroyNetwork(svc: NetworkService, ctx: CallContext, ref: strin
     if (!n) fail('HANDLE_INVALID', 'network', ref);
     if (n.VIFs.length) fail('NETWORK_CONTAINS_VIF', ...n.VIFs);
     if (n.PIFs.length) fail('NETWORK_CONTAINS_PIF', ...n.PIFs);
-    destroyObject(ctx, 'network', ref);
+    destroyObject(svc.store, 'network', ref);
     try {
       await svc.host.deleteOwned(n.bridge);
       await svc.host.flush();
@@ -470,8 +470,7 @@ export function allowedVifDevices(store: ObjectStore, vm: string): string[] {
   return VIF_DEVICES.filter((d) => !used.has(Number(d)));
 }
 
-export function createVif(ctx: CallContext, rec: ApiRecord): string {
-  const store = ctx.daemon.store;
+export function createVif(store: ObjectStore, rec: ApiRecord): string {
   assertRequired('VIF', rec);
   const vm = String(rec.VM);
   const network = String(rec.network);
@@ -491,7 +490,7 @@ export function createVif(ctx: CallContext, rec: ApiRecord): string {
     } else if (!validMac(mac)) {
       fail('MAC_INVALID', rec.MAC);
     }
-    const ref = createObject(ctx, 'VIF', { ...rec, MAC: mac });
+    const ref = createObject(store, 'VIF', { ...rec, MAC: mac });
     store.update('VIF', ref, { qos_supported_algorithms: ['ratelimit'], status_code: 0, status_detail: '', runtime_properties: {} });
     updateAllowedOperations(store, 'VIF', ref);
     return ref;
@@ -504,23 +503,21 @@ function takenMacs(store: ObjectStore): Set<string> {
   return out;
 }
 
-export function destroyVif(ctx: CallContext, ref: string): void {
-  const store = ctx.daemon.store;
+export function destroyVif(store: ObjectStore, ref: string): void {
   const vif = store.get('VIF', ref);
   if (!vif) fail('HANDLE_INVALID', 'VIF', ref);
   if (vif.currently_attached && store.field('VM', vif.VM, 'power_state') === 'Running') {
     fail('OPERATION_NOT_ALLOWED', 'VIF currently attached to a running VM');
   }
-  destroyObject(ctx, 'VIF', ref);
+  destroyObject(store, 'VIF', ref);
 }
 
-/** VIF.plug: checks (power state, already attached) run first; the hot-plug itself
- * needs the hypervisor driver, which then attaches the backend to the bridge. */
-export function plugVif(ctx: CallContext, svc: NetworkService | undefined, ref: string): Promise<void> {
-  return runOperation(ctx, 'VIF', ref, 'plug', async () => {
-    const hotplug = svc?.hotplug;
-    if (!svc || !hotplug) fail('NOT_IMPLEMENTED', 'VIF.plug (no hypervisor driver can hot-plug VIFs yet)');
-    const vm = ctx.daemon.store.field('VIF', ref, 'VM')!;
+/** VIF.plug: checks (power state, already attached) run first; the hypervisor driver
+ * makes the backend, which is then attached to the bridge. */
+export function plugVif(svc: NetworkService, ctx: CallContext, ref: string): Promise<void> {
+  return runOperation(svc.store, ctx, 'VIF', ref, 'plug', async () => {
+    const hotplug = svc.hotplug;
+    const vm = svc.store.field('VIF', ref, 'VM')!;
     const ifname = await hotplug.plug(vm, ref);
     try {
       await svc.attachVif(ref, ifname);
@@ -531,11 +528,10 @@ export function plugVif(ctx: CallContext, svc: NetworkService | undefined, ref: 
   });
 }
 
-export function unplugVif(ctx: CallContext, svc: NetworkService | undefined, ref: string): Promise<void> {
-  return runOperation(ctx, 'VIF', ref, 'unplug', async () => {
-    const hotplug = svc?.hotplug;
-    if (!svc || !hotplug) fail('NOT_IMPLEMENTED', 'VIF.unplug (no hypervisor driver can hot-plug VIFs yet)');
-    const vm = ctx.daemon.store.field('VIF', ref, 'VM')!;
+export function unplugVif(svc: NetworkService, ctx: CallContext, ref: string): Promise<void> {
+  return runOperation(svc.store, ctx, 'VIF', ref, 'unplug', async () => {
+    const hotplug = svc.hotplug;
+    const vm = svc.store.field('VIF', ref, 'VM')!;
     await hotplug.unplug(vm, ref);
     await svc.detachVif(ref);
   });

@@ -11,13 +11,13 @@ import type { Logger } from 'pino';
 import type { ObjectStore } from '../db/store.js';
 import type { PIFRecord, PIF_metricsRecord } from '../datamodel/records.js';
 import { NULL_REF } from '../datamodel/model.js';
-import { now } from '../rpc/datetime.js';
-import { XenApiError, fail } from '../api/errors.js';
-import { updateAllowedOperations } from '../api/operations.js';
+import { now } from '../core/datetime.js';
+import { XenApiError, fail } from '../core/errors.js';
+import { updateAllowedOperations } from '../core/operations.js';
 import { IpError, IpRunner, type Link, type SysFacts } from './ip.js';
 import { ALIAS, HostNet, Undo, isOwned } from './host.js';
 import { createStandIns, guardNamespace, namespaceExists, namespaceName, ownerMark, type NetworkMode } from './namespace.js';
-import { bridgeForDevice, validIfName, netmaskOfPrefix, networkLabelForDevice, prefixOfNetmask, randomMac, vlanDeviceName } from './names.js';
+import { bridgeForDevice, validIfName, netmaskOfPrefix, networkLabelForDevice, prefixOfNetmask, randomMac, vlanDeviceName, vifBackendName } from './names.js';
 import { pciNames } from './pciids.js';
 import { DhcpClients } from './dhcp.js';
 import { recordLeases } from './leases.js';
@@ -37,6 +37,8 @@ export interface NetworkServiceOptions {
   metricsIntervalSec?: number;
   /** Longest wait of PIF.reconfigure_ip/plug for a first DHCP lease (default 30). */
   dhcpWaitSec?: number;
+  /** VIF hot-plug into running VMs (the VM layer's adapter, src/vm/hotplug.ts). */
+  hotplug: VifHotplug;
 }
 
 /** A physical NIC (or its stand-in) found on the host. */
@@ -48,7 +50,7 @@ export interface Nic {
   facts: SysFacts;
 }
 
-/** What the hypervisor driver offers for VIF hot-plug; absent until a driver registers. */
+/** What the hypervisor side offers for VIF hot-plug (src/vm/hotplug.ts). */
 export interface VifHotplug {
   /** Creates the backend device of a VIF in a running VM; returns its host interface name. */
   plug(vm: string, vif: string): Promise<string>;
@@ -62,11 +64,6 @@ export const LINUX_BOND_MODE: Record<string, string> = {
   'active-backup': 'active-backup',
   lacp: '802.3ad',
 };
-
-/** The host interface name of a VIF's backend, as Xen's netback names it. */
-export function vifBackendName(domid: number, device: string): string {
-  return `vif${domid}.${device}`;
-}
 
 export interface IpPlan {
   mode: 'None' | 'DHCP' | 'Static';
@@ -110,8 +107,7 @@ export class NetworkService {
   readonly netns?: string;
   readonly ownsNamespace: boolean;
   readonly host: HostNet;
-  /** Set by the hypervisor driver when it can hot-plug VIFs. */
-  hotplug?: VifHotplug;
+  readonly hotplug: VifHotplug;
   private chain: Promise<unknown> = Promise.resolve();
   private timer?: NodeJS.Timeout;
   /** The DHCP clients of DHCP-mode PIFs (absent in mode none). */
@@ -130,6 +126,7 @@ export class NetworkService {
     this.mode = mode;
     this.netns = netns;
     this.ownsNamespace = owns;
+    this.hotplug = o.hotplug;
     const ip = new IpRunner({ netns, timeoutMs: o.timeoutMs ?? 10_000, log });
     this.host = new HostNet(ip, mode !== 'none', log);
   }

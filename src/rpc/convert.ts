@@ -3,8 +3,8 @@
 // input, so a deeply nested argument cannot run the stack down.
 import { classes, enums } from '../datamodel/model.js';
 import type { ApiType } from '../datamodel/types.js';
-import { fail } from '../api/errors.js';
-import { parseDateTime, formatDateTime } from './datetime.js';
+import { fail } from '../core/errors.js';
+import { parseDateTime, formatDateTime } from '../core/datetime.js';
 
 const INT = /^-?\d+$/;
 const FLOAT = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;

@@ -3,8 +3,8 @@
 // custom handler or the generic implementation.
 import { classes, NULL_REF, type MessageKind, type MessageModel } from '../datamodel/model.js';
 import type { ApiType } from '../datamodel/types.js';
-import type { CallContext, Handler } from '../api/context.js';
-import { XenApiError, fail, toXenApiError } from '../api/errors.js';
+import type { ApiContext, Handler } from '../api/context.js';
+import { XenApiError, fail, toXenApiError } from '../core/errors.js';
 import { runGeneric } from '../api/generic.js';
 import { handlers } from '../api/handlers.js';
 import { fromWire } from './convert.js';
@@ -36,7 +36,7 @@ export function findMessage(name: string): MessageModel | undefined {
   return undefined;
 }
 
-function checkRef(ctx: CallContext, t: ApiType, v: string, mayBeNull: boolean): void {
+function checkRef(ctx: ApiContext, t: ApiType, v: string, mayBeNull: boolean): void {
   if (t.kind !== 'ref') return;
   if (v === NULL_REF && mayBeNull) return;
   const target = classes.get(t.cls);
@@ -47,7 +47,7 @@ function checkRef(ctx: CallContext, t: ApiType, v: string, mayBeNull: boolean): 
 }
 
 /** Count, session and types: what fails at once, even for an Async call. */
-function prepareArgs(ctx: CallContext, m: MessageModel, wire: unknown[]): unknown[] {
+function prepareArgs(ctx: ApiContext, m: MessageModel, wire: unknown[]): unknown[] {
   const given = m.takesSession ? wire.slice(1) : wire;
   const required = m.args.filter((p) => !p.hasDefault).length;
   if (given.length < required || given.length > m.args.length) {
@@ -58,7 +58,7 @@ function prepareArgs(ctx: CallContext, m: MessageModel, wire: unknown[]): unknow
 }
 
 /** Every ref argument names an object of its class; for an Async call this fails in the task. */
-function checkArgRefs(ctx: CallContext, m: MessageModel, args: unknown[]): void {
+function checkArgRefs(ctx: ApiContext, m: MessageModel, args: unknown[]): void {
   // The object a message acts on (its first ref) must exist; later refs may be NULL
   // where the message allows it (a setter's value, VM.copy's SR), which handlers check.
   const subject = m.args.findIndex((p) => p.type.kind === 'ref');
@@ -72,7 +72,7 @@ function checkArgRefs(ctx: CallContext, m: MessageModel, args: unknown[]): void 
 const READS: ReadonlySet<MessageKind> = new Set<MessageKind>(['get', 'get_record', 'get_all', 'get_all_records', 'get_by_uuid', 'get_by_name_label']);
 
 /** Runs the message's implementation: a registered handler, or the generic one. */
-async function execute(ctx: CallContext, m: MessageModel, args: unknown[]): Promise<unknown> {
+async function execute(ctx: ApiContext, m: MessageModel, args: unknown[]): Promise<unknown> {
   const handler: Handler | undefined = handlers.get(m.wireName);
   if (!handler && READS.has(m.kind)) {
     // The ref checks and the read in one read transaction: one view of the database, one lock.
@@ -87,7 +87,7 @@ async function execute(ctx: CallContext, m: MessageModel, args: unknown[]): Prom
   fail('NOT_IMPLEMENTED', m.wireName);
 }
 
-export async function dispatch(ctx: CallContext, name: string, wire: unknown[]): Promise<Outcome> {
+export async function dispatch(ctx: ApiContext, name: string, wire: unknown[]): Promise<Outcome> {
   try {
     if (name === 'system.listMethods') return { ok: true, raw: listMethods() };
     const isAsync = name.startsWith('Async.');

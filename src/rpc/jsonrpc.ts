@@ -3,7 +3,7 @@
 import type { ApiType } from '../datamodel/types.js';
 import { isShared } from '../db/cache.js';
 import { Chunks } from './chunks.js';
-import { isSharedResult } from './shared.js';
+import { isSharedResult } from '../core/shared-results.js';
 import type { Outcome } from './dispatch.js';
 
 export interface JsonCall {

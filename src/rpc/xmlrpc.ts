@@ -9,7 +9,7 @@ import { classByAnyCase, classes } from '../datamodel/model.js';
 import { parseType, type ApiType } from '../datamodel/types.js';
 import { isShared } from '../db/cache.js';
 import { Chunks } from './chunks.js';
-import { isSharedResult } from './shared.js';
+import { isSharedResult } from '../core/shared-results.js';
 
 const require = createRequire(import.meta.url);
 type DeserializerCtor = new () => {

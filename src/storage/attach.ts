@@ -2,13 +2,13 @@
 // storage layer) calls attachVbdDisk before it puts a disk into a domain's
 // configuration, using the returned path and format, and detachVbdDisk after the
 // domain has let go of it; markVbdAttached records the outcome. For hot-plug into a
-// running VM, VBD.plug/unplug/insert/eject call the BlockDeviceDriver registered with
-// registerBlockDeviceDriver; until one is registered they answer NOT_IMPLEMENTED.
-import type { Daemon } from '../api/context.js';
-import { fail } from '../api/errors.js';
+// running VM, VBD.plug/unplug/insert/eject use the BlockDeviceDriver the storage service
+// was given (the VM layer's adapter, src/vm/hotplug.ts).
+import { fail } from '../core/errors.js';
+import type { ObjectStore } from '../db/store.js';
 import { NULL_REF } from '../datamodel/model.js';
 import { activeVbds, refreshOperations } from './rules.js';
-import { storageOf } from './service.js';
+import type { StorageService } from './service.js';
 import { deviceName } from './devices.js';
 
 export interface AttachedDisk {
@@ -26,21 +26,16 @@ export interface AttachedDisk {
 
 export interface BlockDeviceDriver {
   /** Hot-plugs the disk (or an empty CD drive when disk is undefined); returns the device name used. */
-  plug(daemon: Daemon, vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<{ device: string }>;
+  plug(vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<{ device: string }>;
   /** Hot-unplugs; force means without the guest's cooperation. */
-  unplug(daemon: Daemon, vm: string, vbd: string, force: boolean): Promise<void>;
+  unplug(vm: string, vbd: string, force: boolean): Promise<void>;
   /** Changes the medium in an attached CD drive (undefined = eject). */
-  changeMedium(daemon: Daemon, vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<void>;
-}
-
-export function registerBlockDeviceDriver(daemon: Daemon, driver: BlockDeviceDriver): void {
-  storageOf(daemon).driver = driver;
+  changeMedium(vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<void>;
 }
 
 /** Checks that the VBD's disk could be attached now (VBD.assert_attachable). */
-export function assertAttachable(daemon: Daemon, vbd: string): void {
-  const store = daemon.store;
-  const svc = storageOf(daemon);
+export function assertAttachable(svc: StorageService, vbd: string): void {
+  const store = svc.store;
   const rec = store.get('VBD', vbd);
   if (!rec) fail('HANDLE_INVALID', 'VBD', vbd);
   if (rec.empty || rec.VDI === NULL_REF) {
@@ -61,14 +56,14 @@ export function assertAttachable(daemon: Daemon, vbd: string): void {
 }
 
 /** Asks the VDI's plugin to make the disk reachable on this host; undefined for an empty CD drive. */
-export async function attachVbdDisk(daemon: Daemon, vbd: string): Promise<AttachedDisk | undefined> {
-  assertAttachable(daemon, vbd);
-  const store = daemon.store;
+export async function attachVbdDisk(svc: StorageService, vbd: string): Promise<AttachedDisk | undefined> {
+  assertAttachable(svc, vbd);
+  const store = svc.store;
   const rec = store.get('VBD', vbd)!;
   if (rec.empty || rec.VDI === NULL_REF) return undefined;
   const sr = store.field('VDI', rec.VDI, 'SR')!;
   const writable = rec.mode === 'RW';
-  const r = await storageOf(daemon).call(sr, 'vdi_attach', { vdi: rec.VDI, args: { writable }, op: 'attach' });
+  const r = await svc.call(sr, 'vdi_attach', { vdi: rec.VDI, args: { writable }, op: 'attach' });
   if (typeof r.path !== 'string' || !r.path) fail('VDI_NOT_AVAILABLE', rec.VDI);
   const xs = r.xenstore_data && typeof r.xenstore_data === 'object' ? Object.fromEntries(Object.entries(r.xenstore_data).map(([k, v]) => [k, String(v)])) : {};
   return {
@@ -78,17 +73,16 @@ export async function attachVbdDisk(daemon: Daemon, vbd: string): Promise<Attach
 }
 
 /** Tells the VDI's plugin that this host no longer uses the disk. */
-export async function detachVbdDisk(daemon: Daemon, vbd: string): Promise<void> {
-  const store = daemon.store;
+export async function detachVbdDisk(svc: StorageService, vbd: string): Promise<void> {
+  const store = svc.store;
   const rec = store.get('VBD', vbd);
   if (!rec || rec.empty || rec.VDI === NULL_REF || !store.exists('VDI', rec.VDI)) return;
   const sr = store.field('VDI', rec.VDI, 'SR')!;
-  await storageOf(daemon).call(sr, 'vdi_detach', { vdi: rec.VDI, op: 'detach' });
+  await svc.call(sr, 'vdi_detach', { vdi: rec.VDI, op: 'detach' });
 }
 
 /** Records that the VBD is (or is no longer) in use by its running domain. */
-export function markVbdAttached(daemon: Daemon, vbd: string, attached: boolean, device?: string): void {
-  const store = daemon.store;
+export function markVbdAttached(store: ObjectStore, vbd: string, attached: boolean, device?: string): void {
   store.tx(() => {
     const rec = store.get('VBD', vbd);
     if (!rec) return;

@@ -1,7 +1,7 @@
 // VBD device names: userdevice is a number, or xvdX/hdX/sdX (X from a to p), or
 // "autodetect"; one VM cannot have two VBDs on the same position in any spelling.
 import type { ObjectStore } from '../db/store.js';
-import { fail } from '../api/errors.js';
+import { fail } from '../core/errors.js';
 import { NULL_REF } from '../datamodel/model.js';
 
 /** The position a userdevice names, or undefined when it is not a valid device. */

@@ -3,7 +3,7 @@
 // prints something unreadable becomes SR_BACKEND_FAILURE [reason, stdout, stderr]; an
 // error it reports becomes the XenAPI error xapi gives for that code.
 import type { ChildProcess } from 'node:child_process';
-import { XenApiError } from '../api/errors.js';
+import { XenApiError } from '../core/errors.js';
 import { ChildRegistry } from './children.js';
 import { SM_API_VERSION, type Manifest } from './manifest.js';
 

@@ -2,8 +2,8 @@
 // xapi checks it, so that a refused call and allowed_operations always agree.
 import type { ObjectStore } from '../db/store.js';
 import { NULL_REF } from '../datamodel/model.js';
-import { XenApiError } from '../api/errors.js';
-import { defineOperations, updateAllowedOperations } from '../api/operations.js';
+import { XenApiError } from '../core/errors.js';
+import { defineOperations, updateAllowedOperations } from '../core/operations.js';
 
 const err = (code: ConstructorParameters<typeof XenApiError>[0], ...p: unknown[]) => new XenApiError(code, p);
 

@@ -1,9 +1,11 @@
 // The storage layer of one daemon: the plugins found at start, the processes they run,
 // the journal of storage changes in flight, and one lock per SR for the plugin calls
-// that change an SR's contents. Handlers reach it with storageOf(ctx.daemon).
+// that change an SR's contents. The operations (srops, vdiops, vbd, attach) take it as
+// their first argument; daemon.ts makes one and starts it with startStorage (startup.ts).
 import path from 'node:path';
-import type { Daemon } from '../api/context.js';
-import { fail, XenApiError } from '../api/errors.js';
+import type { Logger } from 'pino';
+import { fail, XenApiError } from '../core/errors.js';
+import type { ObjectStore } from '../db/store.js';
 import { NULL_REF } from '../datamodel/model.js';
 import { ChildRegistry } from './children.js';
 import { IntentJournal } from './intents.js';
@@ -25,31 +27,49 @@ export interface CallOptions {
   smConfig?: Record<string, string>;
 }
 
+export interface StorageDeps {
+  store: ObjectStore;
+  log: Logger;
+  /** This host: the PBDs it attaches are its own. */
+  hostRef: string;
+  stateDir: string;
+  /** Hot-plugs disks into running VMs (the VM layer's adapter to its hypervisor driver). */
+  devices: BlockDeviceDriver;
+  /** Where plugins are looked for (default: pluginDirs() in manifest.ts). */
+  pluginDirs?: string[];
+}
+
 export class StorageService {
+  readonly store: ObjectStore;
+  readonly log: Logger;
+  readonly hostRef: string;
+  readonly devices: BlockDeviceDriver;
+  readonly pluginDirs?: string[];
   readonly children: ChildRegistry;
   readonly intents: IntentJournal;
   readonly pool: PluginPool;
+  /** Filled by startStorage from the plugin folders. */
   plugins = new Map<string, Manifest>();
-  driver?: BlockDeviceDriver;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** SR figures a plugin sent along with an answer (`sr_stat` in a result), not yet used. */
   readonly freshFigures = new Map<string, Record<string, unknown>>();
   /** Test hook: `crash-after:<command>` kills the daemon right after that plugin command answers. */
   private readonly fault = process.env.XAPID_STORAGE_FAULT ?? '';
 
-  constructor(readonly daemon: Daemon, readonly stateDir: string) {
-    const dir = path.join(stateDir, 'storage');
+  constructor(deps: StorageDeps) {
+    this.store = deps.store;
+    this.log = deps.log;
+    this.hostRef = deps.hostRef;
+    this.devices = deps.devices;
+    this.pluginDirs = deps.pluginDirs;
+    const dir = path.join(deps.stateDir, 'storage');
     this.children = new ChildRegistry(path.join(dir, 'running'));
     this.intents = new IntentJournal(path.join(dir, 'journal'));
     this.pool = new PluginPool(this.children);
   }
 
-  get store() {
-    return this.daemon.store;
-  }
-
   hostUuid(): string {
-    return this.store.field('host', this.daemon.hostRef, 'uuid') ?? '';
+    return this.store.field('host', this.hostRef, 'uuid') ?? '';
   }
 
   manifestForType(type: string): Manifest {
@@ -69,7 +89,7 @@ export class StorageService {
   /** This host's PBD for the SR, if it has one. */
   localPbd(sr: string): string | undefined {
     const pbds = this.store.field('SR', sr, 'PBDs') ?? [];
-    return pbds.find((p) => this.store.field('PBD', p, 'host') === this.daemon.hostRef);
+    return pbds.find((p) => this.store.field('PBD', p, 'host') === this.hostRef);
   }
 
   /** This host's plugged PBD for the SR, or SR_HAS_NO_PBDS. */
@@ -120,7 +140,7 @@ export class StorageService {
 
   /** The fault hook's way out: as abrupt as a power cut for the daemon's own state. */
   crash(): never {
-    this.daemon.log.warn('XAPID_STORAGE_FAULT: killing the daemon on purpose');
+    this.log.warn('XAPID_STORAGE_FAULT: killing the daemon on purpose');
     process.kill(process.pid, 'SIGKILL');
     throw new XenApiError('INTERNAL_ERROR', ['unreachable']);
   }
@@ -140,16 +160,4 @@ export class StorageService {
     });
     return next;
   }
-}
-
-const services = new WeakMap<Daemon, StorageService>();
-
-export function registerStorage(daemon: Daemon, s: StorageService): void {
-  services.set(daemon, s);
-}
-
-export function storageOf(daemon: Daemon): StorageService {
-  const s = services.get(daemon);
-  if (!s) fail('INTERNAL_ERROR', 'the storage layer is not running');
-  return s;
 }

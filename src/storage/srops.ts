@@ -1,9 +1,9 @@
 // SR and PBD work shared by the API handlers and the daemon's start: attaching and
 // detaching an SR on this host, scanning it, and keeping its size figures true.
 import { randomUUID } from 'node:crypto';
-import type { CallContext } from '../api/context.js';
-import { fail, XenApiError } from '../api/errors.js';
-import { runOperation } from '../api/operations.js';
+import type { CallContext } from '../core/context.js';
+import { fail, XenApiError } from '../core/errors.js';
+import { runOperation } from '../core/operations.js';
 import { NULL_REF } from '../datamodel/model.js';
 import type { VDIRecord } from '../datamodel/records.js';
 import { activeVbds, refreshOperations } from './rules.js';
@@ -12,8 +12,8 @@ import type { StorageService } from './service.js';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Runs fn as operation `op` on the object when there is a caller; bare at start. */
-export function maybeOperation<T>(ctx: CallContext | undefined, cls: string, ref: string, op: string, fn: () => Promise<T>): Promise<T> {
-  return ctx ? runOperation(ctx, cls, ref, op, fn) : fn();
+export function maybeOperation<T>(svc: StorageService, ctx: CallContext | undefined, cls: string, ref: string, op: string, fn: () => Promise<T>): Promise<T> {
+  return ctx ? runOperation(svc.store, ctx, cls, ref, op, fn) : fn();
 }
 
 const int = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : undefined);
@@ -27,7 +27,7 @@ export async function refreshSr(svc: StorageService, sr: string, figures?: Recor
     try {
       f = await svc.call(sr, 'sr_stat');
     } catch (e) {
-      svc.daemon.log.warn({ sr, err: (e as Error).message }, 'SR size figures not refreshed');
+      svc.log.warn({ sr, err: (e as Error).message }, 'SR size figures not refreshed');
       f = {};
     }
   }
@@ -48,7 +48,7 @@ export function refreshSrSoon(svc: StorageService, sr: string): void {
   const alloc = (store.field('SR', sr, 'VDIs') ?? []).reduce((s, v) => s + (store.field('VDI', v, 'virtual_size') ?? 0), 0);
   store.update('SR', sr, { virtual_allocation: alloc });
   // Next turn of the event loop: the caller's answer goes out before a plugin process starts.
-  setImmediate(() => void refreshSr(svc, sr).catch((e: Error) => svc.daemon.log.warn({ sr, err: e.message }, 'SR size figures not refreshed')));
+  setImmediate(() => void refreshSr(svc, sr).catch((e: Error) => svc.log.warn({ sr, err: e.message }, 'SR size figures not refreshed')));
 }
 
 interface ScannedImage {
@@ -134,8 +134,8 @@ export async function plugPbd(svc: StorageService, pbd: string, ctx?: CallContex
       if (other !== pbd && store.field('PBD', other, 'currently_attached')) fail('SR_NOT_SHARABLE', sr, rec.host);
     }
   }
-  if (rec.host !== svc.daemon.hostRef) fail('OPERATION_NOT_ALLOWED', 'a PBD can only be plugged on the host it belongs to, and this daemon manages only its own host');
-  await maybeOperation(ctx, 'SR', sr, 'plug', () => svc.locked(sr, async () => {
+  if (rec.host !== svc.hostRef) fail('OPERATION_NOT_ALLOWED', 'a PBD can only be plugged on the host it belongs to, and this daemon manages only its own host');
+  await maybeOperation(svc, ctx, 'SR', sr, 'plug', () => svc.locked(sr, async () => {
     await svc.call(sr, 'sr_attach', { deviceConfig: rec.device_config, op: 'plug' });
     store.update('PBD', pbd, { currently_attached: true });
   }));
@@ -143,7 +143,7 @@ export async function plugPbd(svc: StorageService, pbd: string, ctx?: CallContex
   try {
     await scanSr(svc, sr);
   } catch (e) {
-    svc.daemon.log.warn({ sr, err: (e as Error).message }, 'scan after plugging the SR failed');
+    svc.log.warn({ sr, err: (e as Error).message }, 'scan after plugging the SR failed');
   }
 }
 
@@ -156,7 +156,7 @@ export async function unplugPbd(svc: StorageService, pbd: string, ctx?: CallCont
   const sr = rec.SR;
   const inUse = (store.field('SR', sr, 'VDIs') ?? []).filter((v) => activeVbds(store, v).length > 0);
   if (inUse.length > 0) throw new XenApiError('VDI_IN_USE', inUse);
-  await maybeOperation(ctx, 'SR', sr, 'unplug', () => svc.locked(sr, async () => {
+  await maybeOperation(svc, ctx, 'SR', sr, 'unplug', () => svc.locked(sr, async () => {
     await svc.call(sr, 'sr_detach', { deviceConfig: rec.device_config, op: 'unplug' });
     store.update('PBD', pbd, { currently_attached: false });
   }));

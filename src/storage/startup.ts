@@ -2,20 +2,14 @@
 // plugins and mirror them in SM records, re-attach the SRs that were attached, finish
 // the journal's unfinished business, and scan, so that records and disks agree before
 // the first client call.
-import type { Daemon } from '../api/context.js';
-import { XenApiError } from '../api/errors.js';
-import { clearStaleOperations } from '../api/operations.js';
+import { XenApiError } from '../core/errors.js';
+import { clearStaleOperations } from '../core/operations.js';
 import type { ObjectStore } from '../db/store.js';
 import { NULL_REF } from '../datamodel/model.js';
 import { discoverPlugins, pluginDirs, type Manifest } from './manifest.js';
 import { refreshAllOperations } from './rules.js';
-import { StorageService, registerStorage } from './service.js';
+import type { StorageService } from './service.js';
 import { dropVdiRecord, refreshSr, scanSr } from './srops.js';
-
-export interface StorageOptions {
-  stateDir: string;
-  pluginDirs?: string[];
-}
 
 /** One SM record per plugin type, fields kept in step with the manifests. */
 export function syncSmRecords(store: ObjectStore, plugins: Map<string, Manifest>): void {
@@ -44,13 +38,13 @@ export function syncSmRecords(store: ObjectStore, plugins: Map<string, Manifest>
 
 async function reattach(svc: StorageService): Promise<void> {
   const store = svc.store;
-  for (const pbd of store.field('host', svc.daemon.hostRef, 'PBDs') ?? []) {
+  for (const pbd of store.field('host', svc.hostRef, 'PBDs') ?? []) {
     const rec = store.get('PBD', pbd)!;
     if (!rec.currently_attached) continue;
     try {
       await svc.locked(rec.SR, () => svc.call(rec.SR, 'sr_attach', { deviceConfig: rec.device_config, op: 'plug' }));
     } catch (e) {
-      svc.daemon.log.error({ sr: rec.SR, pbd, err: (e as Error).message }, 'could not re-attach the SR at start: PBD marked unplugged');
+      svc.log.error({ sr: rec.SR, pbd, err: (e as Error).message }, 'could not re-attach the SR at start: PBD marked unplugged');
       store.update('PBD', pbd, { currently_attached: false });
     }
   }
@@ -59,7 +53,7 @@ async function reattach(svc: StorageService): Promise<void> {
 /** Finishes (or undoes) the storage changes a previous daemon did not see through. */
 export async function reconcileJournal(svc: StorageService): Promise<void> {
   const store = svc.store;
-  const log = svc.daemon.log;
+  const log = svc.log;
   const scans = new Map<string, Array<{ uuid?: string; location: string }>>();
   for (const intent of svc.intents.all()) {
     try {
@@ -103,23 +97,21 @@ export async function reconcileJournal(svc: StorageService): Promise<void> {
   }
 }
 
-export async function initStorage(daemon: Daemon, opts: StorageOptions): Promise<StorageService> {
-  const svc = new StorageService(daemon, opts.stateDir);
-  registerStorage(daemon, svc);
-  const store = daemon.store;
+/** Brings the storage layer up at daemon start (see the top of this file). */
+export async function startStorage(svc: StorageService): Promise<void> {
+  const store = svc.store;
   const reaped = await svc.children.reapStale();
-  if (reaped.length > 0) daemon.log.warn({ commands: reaped }, 'ended storage processes left running by a previous daemon');
-  svc.plugins = discoverPlugins(opts.pluginDirs ?? pluginDirs(), daemon.log);
+  if (reaped.length > 0) svc.log.warn({ commands: reaped }, 'ended storage processes left running by a previous daemon');
+  svc.plugins = discoverPlugins(svc.pluginDirs ?? pluginDirs(), svc.log);
   syncSmRecords(store, svc.plugins);
-  daemon.log.info({ types: [...svc.plugins.keys()] }, 'storage plugins');
+  svc.log.info({ types: [...svc.plugins.keys()] }, 'storage plugins');
   clearStaleOperations(store);
   await reattach(svc);
   await reconcileJournal(svc);
-  for (const pbd of store.field('host', daemon.hostRef, 'PBDs') ?? []) {
+  for (const pbd of store.field('host', svc.hostRef, 'PBDs') ?? []) {
     const rec = store.get('PBD', pbd)!;
     if (!rec.currently_attached) continue;
-    await scanSr(svc, rec.SR).catch((e: Error) => daemon.log.warn({ sr: rec.SR, err: e.message }, 'scan at start failed'));
+    await scanSr(svc, rec.SR).catch((e: Error) => svc.log.warn({ sr: rec.SR, err: e.message }, 'scan at start failed'));
   }
   refreshAllOperations(store);
-  return svc;
 }

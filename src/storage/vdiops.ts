@@ -4,16 +4,16 @@
 // provision) can use them with their own task.
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
-import type { CallContext } from '../api/context.js';
-import { fail, XenApiError } from '../api/errors.js';
-import { assertOperationValid, runOperation } from '../api/operations.js';
+import type { CallContext } from '../core/context.js';
+import { fail, XenApiError } from '../core/errors.js';
+import { assertOperationValid, runOperation } from '../core/operations.js';
 import { classes, NULL_REF } from '../datamodel/model.js';
 import type { VDIRecord } from '../datamodel/records.js';
 import { copyImage, CopyCancelled } from './copy.js';
 import type { Intent } from './intents.js';
 import { activeVbds, refreshOperations } from './rules.js';
 import { dropVdiRecord, refreshSr, refreshSrSoon } from './srops.js';
-import { storageOf, type StorageService } from './service.js';
+import type { StorageService } from './service.js';
 
 const int = (v: unknown, d: number): number => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v) : d);
 const strMap = (v: unknown): Record<string, string> =>
@@ -72,14 +72,13 @@ function requireFields(args: Record<string, unknown>): void {
   }
 }
 
-export async function createVdi(ctx: CallContext, args: Partial<VDIRecord>): Promise<string> {
-  const svc = storageOf(ctx.daemon);
+export async function createVdi(svc: StorageService, ctx: CallContext, args: Partial<VDIRecord>): Promise<string> {
   requireFields(args);
   const sr = args.SR!;
   if (!svc.store.exists('SR', sr)) fail('HANDLE_INVALID', 'SR', sr);
   const size = args.virtual_size!;
   if (size <= 0) fail('INVALID_VALUE', 'virtual_size', size);
-  const ref = await runOperation(ctx, 'SR', sr, 'vdi_create', async () => {
+  const ref = await runOperation(svc.store, ctx, 'SR', sr, 'vdi_create', async () => {
     const uuid = randomUUID();
     const sm = args.sm_config ?? {};
     return makeVdi(svc, sr, uuid, () => svc.call(sr, 'vdi_create', {
@@ -92,12 +91,11 @@ export async function createVdi(ctx: CallContext, args: Partial<VDIRecord>): Pro
 }
 
 /** Removes the image, then the record (and the VBDs that named it). */
-export async function destroyVdi(ctx: CallContext, vdi: string): Promise<void> {
-  const svc = storageOf(ctx.daemon);
+export async function destroyVdi(svc: StorageService, ctx: CallContext, vdi: string): Promise<void> {
   const store = svc.store;
   const rec = store.get('VDI', vdi)!;
   const sr = rec.SR;
-  await runOperation(ctx, 'VDI', vdi, 'destroy', () => runOperation(ctx, 'SR', sr, 'vdi_destroy', async () => {
+  await runOperation(svc.store, ctx, 'VDI', vdi, 'destroy', () => runOperation(svc.store, ctx, 'SR', sr, 'vdi_destroy', async () => {
     const intent = svc.intents.add({ kind: 'vdi-delete', sr, srUuid: store.field('SR', sr, 'uuid') ?? '', vdiUuid: rec.uuid, location: rec.location });
     try {
       await svc.locked(sr, async () => {
@@ -113,12 +111,11 @@ export async function destroyVdi(ctx: CallContext, vdi: string): Promise<void> {
 }
 
 /** VDI.clone and VDI.snapshot: a new VDI in the same SR with the disk's contents now. */
-export async function branchVdi(ctx: CallContext, vdi: string, kind: 'clone' | 'snapshot', driverParams: Record<string, string>): Promise<string> {
-  const svc = storageOf(ctx.daemon);
+export async function branchVdi(svc: StorageService, ctx: CallContext, vdi: string, kind: 'clone' | 'snapshot', driverParams: Record<string, string>): Promise<string> {
   const store = svc.store;
   const src = store.get('VDI', vdi)!;
   const sr = src.SR;
-  const ref = await runOperation(ctx, 'VDI', vdi, kind, () => runOperation(ctx, 'SR', sr, `vdi_${kind}`, async () => {
+  const ref = await runOperation(svc.store, ctx, 'VDI', vdi, kind, () => runOperation(svc.store, ctx, 'SR', sr, `vdi_${kind}`, async () => {
     if (kind === 'snapshot' && activeVbds(store, vdi).length > 0 && !svc.manifestOf(sr).live_snapshot) {
       // The plugin cannot take a consistent snapshot under a running VM's feet.
       fail('VDI_IN_USE', vdi, kind);
@@ -164,12 +161,11 @@ async function attachFor(svc: StorageService, vdi: string, writable: boolean, op
 
 async function detachQuietly(svc: StorageService, a: Attached | undefined): Promise<void> {
   if (!a || !svc.store.exists('VDI', a.vdi)) return;
-  await svc.call(a.sr, 'vdi_detach', { vdi: a.vdi }).catch((e: Error) => svc.daemon.log.warn({ vdi: a.vdi, err: e.message }, 'VDI detach after copy failed'));
+  await svc.call(a.sr, 'vdi_detach', { vdi: a.vdi }).catch((e: Error) => svc.log.warn({ vdi: a.vdi, err: e.message }, 'VDI detach after copy failed'));
 }
 
 /** VDI.copy: the disk's bytes into a new VDI of `sr`, or into the existing `into`. */
-export async function copyVdi(ctx: CallContext, vdi: string, sr: string, base: string, into: string): Promise<string> {
-  const svc = storageOf(ctx.daemon);
+export async function copyVdi(svc: StorageService, ctx: CallContext, vdi: string, sr: string, base: string, into: string): Promise<string> {
   const store = svc.store;
   const src = store.get('VDI', vdi)!;
   let destSr = sr;
@@ -210,7 +206,7 @@ export async function copyVdi(ctx: CallContext, vdi: string, sr: string, base: s
         newUuid = randomUUID();
         intent = svc.intents.add({ kind: 'vdi-create', sr: destSr, srUuid: store.field('SR', destSr, 'uuid') ?? '', vdiUuid: newUuid });
         const uuid = newUuid;
-        made = await runOperation(ctx, 'SR', destSr, 'vdi_create', () => svc.locked(destSr, () => svc.call(destSr, 'vdi_create', {
+        made = await runOperation(svc.store, ctx, 'SR', destSr, 'vdi_create', () => svc.locked(destSr, () => svc.call(destSr, 'vdi_create', {
           vdi: { uuid, location: '', sm_config: {} }, args: { virtual_size: src.virtual_size, sm_config: {} }, op: 'copy',
         })));
         newLocation = String(made.location ?? '');
@@ -279,7 +275,7 @@ export async function copyVdi(ctx: CallContext, vdi: string, sr: string, base: s
         const uuid = newUuid!;
         await svc.locked(destSr, () => svc.call(destSr, 'vdi_delete', { vdi: { uuid, location: newLocation, sm_config: {} } }))
           .then(() => intent && svc.intents.remove(intent))
-          .catch((err: Error) => svc.daemon.log.error({ err: err.message, uuid }, 'could not remove the unfinished copy: the journal keeps it for the next start'));
+          .catch((err: Error) => svc.log.error({ err: err.message, uuid }, 'could not remove the unfinished copy: the journal keeps it for the next start'));
       } else if (intent) {
         svc.intents.remove(intent);
       }
@@ -291,20 +287,19 @@ export async function copyVdi(ctx: CallContext, vdi: string, sr: string, base: s
 
   // No spare plugin processes start while the bytes move: they would take CPU from the copy.
   const quiet = () => svc.pool.quietDuring(run);
-  const ref = await runOperation(ctx, 'VDI', vdi, 'copy', () => (into !== NULL_REF ? runOperation(ctx, 'VDI', into, 'copy', quiet) : quiet()));
+  const ref = await runOperation(svc.store, ctx, 'VDI', vdi, 'copy', () => (into !== NULL_REF ? runOperation(svc.store, ctx, 'VDI', into, 'copy', quiet) : quiet()));
   task?.setProgress(1);
   refreshSrSoon(svc, destSr);
   refreshOperations(store, { sr: destSr, vdi: ref });
   return ref;
 }
 
-export async function resizeVdi(ctx: CallContext, vdi: string, size: number, online: boolean): Promise<void> {
-  const svc = storageOf(ctx.daemon);
+export async function resizeVdi(svc: StorageService, ctx: CallContext, vdi: string, size: number, online: boolean): Promise<void> {
   const store = svc.store;
   if (size <= 0) fail('INVALID_VALUE', 'size', size);
   const sr = store.field('VDI', vdi, 'SR')!;
   const op = online ? 'resize_online' : 'resize';
-  await runOperation(ctx, 'VDI', vdi, op, () => runOperation(ctx, 'SR', sr, 'vdi_resize', () => svc.locked(sr, async () => {
+  await runOperation(svc.store, ctx, 'VDI', vdi, op, () => runOperation(svc.store, ctx, 'SR', sr, 'vdi_resize', () => svc.locked(sr, async () => {
     const res = await svc.call(sr, online ? 'vdi_resize_online' : 'vdi_resize', { vdi, args: { new_size: size }, op });
     const changes: Partial<VDIRecord> = {};
     if (typeof res.virtual_size === 'number') changes.virtual_size = Math.round(res.virtual_size);
@@ -321,13 +316,12 @@ export interface IntroduceArgs {
 }
 
 /** VDI.introduce: a record for an image the SR already holds. */
-export async function introduceVdi(ctx: CallContext, a: IntroduceArgs): Promise<string> {
-  const svc = storageOf(ctx.daemon);
+export async function introduceVdi(svc: StorageService, ctx: CallContext, a: IntroduceArgs): Promise<string> {
   const store = svc.store;
   const sr = a.SR;
   const uuid = a.uuid || randomUUID();
   if (store.refByUuid('VDI', uuid)) fail('DB_UNIQUENESS_CONSTRAINT_VIOLATION', 'VDI', 'uuid', uuid);
-  const ref = await runOperation(ctx, 'SR', sr, 'vdi_introduce', () => svc.locked(sr, async () => {
+  const ref = await runOperation(svc.store, ctx, 'SR', sr, 'vdi_introduce', () => svc.locked(sr, async () => {
     if ((store.field('SR', sr, 'VDIs') ?? []).some((v) => store.field('VDI', v, 'location') === a.location)) fail('LOCATION_NOT_UNIQUE', sr, a.location);
     let res: Record<string, unknown>;
     try {
@@ -344,11 +338,10 @@ export async function introduceVdi(ctx: CallContext, a: IntroduceArgs): Promise<
 }
 
 /** VDI.forget: the record goes, the image stays (a scan brings it back). */
-export async function forgetVdi(ctx: CallContext, vdi: string): Promise<void> {
-  const svc = storageOf(ctx.daemon);
+export async function forgetVdi(svc: StorageService, ctx: CallContext, vdi: string): Promise<void> {
   const sr = svc.store.field('VDI', vdi, 'SR')!;
   assertOperationValid(svc.store, 'VDI', vdi, 'forget');
-  await runOperation(ctx, 'VDI', vdi, 'forget', async () => {
+  await runOperation(svc.store, ctx, 'VDI', vdi, 'forget', async () => {
     dropVdiRecord(svc, vdi);
   });
   await refreshSr(svc, sr);

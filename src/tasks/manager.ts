@@ -4,10 +4,10 @@
 // same way in both. Finished tasks are swept after a while.
 import type { Logger } from 'pino';
 import type { ObjectStore } from '../db/store.js';
-import type { TaskHandle } from '../api/context.js';
-import { XenApiError, fail, toXenApiError } from '../api/errors.js';
+import type { TaskHandle } from '../core/context.js';
+import { XenApiError, fail, toXenApiError } from '../core/errors.js';
 import { NEVER } from '../datamodel/model.js';
-import { now, toMillis } from '../rpc/datetime.js';
+import { now, toMillis } from '../core/datetime.js';
 
 export interface TaskOptions {
   /** How long a finished task is kept after the last sign of interest (ms). */

@@ -4,14 +4,13 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { CallContext, TaskHandle } from '../api/context.js';
-import { fail } from '../api/errors.js';
-import { updateAllowedOperations } from '../api/operations.js';
-import { vbdHandlers } from '../api/vbd.js';
+import type { CallContext, TaskHandle } from '../core/context.js';
+import { fail } from '../core/errors.js';
+import { updateAllowedOperations } from '../core/operations.js';
 import { createVif } from '../network/ops.js';
 import { NULL_REF, classes, enums } from '../datamodel/model.js';
 import type { VDIRecord, VMRecord } from '../datamodel/records.js';
-import { now } from '../rpc/datetime.js';
+import { now } from '../core/datetime.js';
 import type { VmService } from './service.js';
 
 /** Fields a new VM does not take from the one it is made from. */
@@ -34,7 +33,7 @@ interface Made {
 }
 
 async function undo(svc: VmService, ctx: CallContext, made: Made): Promise<void> {
-  const store = ctx.daemon.store;
+  const store = svc.store;
   for (const vif of made.vifs) if (store.exists('VIF', vif)) store.destroy('VIF', vif);
   for (const vbd of made.vbds) if (store.exists('VBD', vbd)) store.destroy('VBD', vbd);
   if (made.vm && store.exists('VM', made.vm)) {
@@ -49,7 +48,7 @@ async function undo(svc: VmService, ctx: CallContext, made: Made): Promise<void>
 export function cloneVm(svc: VmService, ctx: CallContext, vm: string, newName: string, copyTo?: string): Promise<string> {
   const op = copyTo === undefined ? 'clone' : 'copy';
   return svc.withOp(ctx, vm, op, async () => {
-    const store = ctx.daemon.store;
+    const store = svc.store;
     const src = store.get('VM', vm)!;
     if (copyTo !== undefined && copyTo !== NULL_REF && store.field('SR', copyTo, 'content_type') === 'iso') {
       fail('OPERATION_NOT_ALLOWED', "Cannot copy a VM's disks to an ISO SR");
@@ -93,16 +92,16 @@ export function cloneVm(svc: VmService, ctx: CallContext, vm: string, newName: s
       const newVm = made.vm;
       for (const [ref, b] of vbds) {
         const vdi = b.empty || b.VDI === NULL_REF ? NULL_REF : b.type === 'CD' ? b.VDI : diskMap.get(ref)!;
-        const vbd = vbdHandlers.create!(ctx, {
+        const vbd = svc.storage.createVbd({
           VM: newVm, VDI: vdi, userdevice: b.userdevice, bootable: b.bootable, mode: b.mode, type: b.type,
           unpluggable: b.unpluggable, empty: b.empty, other_config: { ...b.other_config },
           qos_algorithm_type: b.qos_algorithm_type, qos_algorithm_params: { ...b.qos_algorithm_params },
-        }) as string;
+        });
         made.vbds.push(vbd);
       }
       for (const r of src.VIFs) {
         const v = store.get('VIF', r)!;
-        made.vifs.push(createVif(ctx, {
+        made.vifs.push(createVif(store, {
           VM: newVm, network: v.network, device: v.device, MAC: '', MTU: v.MTU, other_config: { ...v.other_config },
           qos_algorithm_type: v.qos_algorithm_type, qos_algorithm_params: { ...v.qos_algorithm_params },
         }));
@@ -160,7 +159,7 @@ function runPostinstall(script: string, vmUuid: string): Promise<void> {
 /** VM.provision: the template's disks made, the template turned into a VM. */
 export function provisionVm(svc: VmService, ctx: CallContext, vm: string): Promise<void> {
   return svc.withOp(ctx, vm, 'provision', async () => {
-    const store = ctx.daemon.store;
+    const store = svc.store;
     const rec = store.get('VM', vm)!;
     const disks = parseProvisionXml(rec.other_config.disks ?? '');
     const srs = disks.map((d) => {
@@ -180,10 +179,10 @@ export function provisionVm(svc: VmService, ctx: CallContext, vm: string): Promi
           sharable: false, read_only: false, sm_config: { vmhint: rec.uuid },
         });
         made.vdis.push(vdi);
-        made.vbds.push(vbdHandlers.create!(ctx, {
+        made.vbds.push(svc.storage.createVbd({
           VM: vm, VDI: vdi, userdevice: d.device, bootable: d.bootable, mode: 'RW', type: 'Disk',
           unpluggable: d.type !== 'system', empty: false, other_config: { owner: '' }, qos_algorithm_type: '', qos_algorithm_params: {},
-        }) as string);
+        }));
         store.update('VDI', vdi, { name_label: d.device });
         ctx.task?.setProgress((i + 1) / (disks.length + 1));
       }

@@ -3,7 +3,7 @@
 // overhead, device names, and the boot rules of the API manual's section 1.7.
 import type { DiskSpec, DomainConfig, NicSpec, SimulatorHints } from '../../drivers/driver.js';
 import type { VBDRecord, VIFRecord, VMRecord } from '../datamodel/records.js';
-import { fail } from '../api/errors.js';
+import { fail } from '../core/errors.js';
 
 const MiB = 1024 * 1024;
 

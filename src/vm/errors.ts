@@ -2,7 +2,7 @@
 // XenAPI client expects for the operation it asked for, with the hypervisor's own
 // message (the xl command line and its stderr) kept in the parameters.
 import { DriverError } from '../../drivers/driver.js';
-import { XenApiError, toXenApiError } from '../api/errors.js';
+import { XenApiError, toXenApiError } from '../core/errors.js';
 
 export type VmOp =
   | 'start' | 'resume' | 'pause' | 'unpause' | 'clean_shutdown' | 'clean_reboot' | 'hard_shutdown' | 'hard_reboot'

@@ -8,7 +8,7 @@
 import type { ObjectStore } from '../db/store.js';
 import type { Records } from '../datamodel/records.js';
 import { NULL_REF } from '../datamodel/model.js';
-import { defineOperations, refusal, type Refusal } from '../api/operations.js';
+import { defineOperations, refusal, type Refusal } from '../core/operations.js';
 
 type Power = 'Halted' | 'Paused' | 'Running' | 'Suspended';
 

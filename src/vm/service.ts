@@ -11,19 +11,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DomainEvent, DomainInfo, Driver, HostFacts } from '../../drivers/driver.js';
-import type { CallContext, Daemon } from '../api/context.js';
-import { XenApiError, fail } from '../api/errors.js';
-import { runOperation, updateAllowedOperations } from '../api/operations.js';
-import { NULL_REF, classes } from '../datamodel/model.js';
+import { INTERNAL, type CallContext } from '../core/context.js';
+import { XenApiError, fail } from '../core/errors.js';
+import { runOperation, updateAllowedOperations } from '../core/operations.js';
+import type { RecordCodec } from '../core/record-codec.js';
+import { NULL_REF } from '../datamodel/model.js';
 import type { VBDRecord, VIFRecord, VMRecord } from '../datamodel/records.js';
 import type { ObjectStore } from '../db/store.js';
-import { now, toMillis } from '../rpc/datetime.js';
-import { encodeTyped, parseMethodCall } from '../rpc/xmlrpc.js';
-import { fromWire } from '../rpc/convert.js';
-import { registerBlockDeviceDriver, type AttachedDisk } from '../storage/attach.js';
-import { vifBackendName } from '../network/service.js';
+import { now, toMillis } from '../core/datetime.js';
+import type { StorageService } from '../storage/service.js';
+import type { NetworkService } from '../network/service.js';
+import { vifBackendName } from '../network/names.js';
 import {
-  buildDomainConfig, diskSpecs, isHvm, memoryOf, memoryOverhead, shadowMiB, validateForStart, vdevName, type DiskSource,
+  buildDomainConfig, isHvm, memoryOf, memoryOverhead, shadowMiB, validateForStart, vdevName, type DiskSource,
 } from './config.js';
 import { vmError, type VmOp } from './errors.js';
 import { defineVmOperations } from './rules.js';
@@ -32,8 +32,18 @@ import { ensureDefaultTemplates } from './templates.js';
 
 const MiB = 1024 * 1024;
 
-export interface VmServiceOptions {
+export interface VmServiceDeps {
+  store: ObjectStore;
+  log: Logger;
+  /** This host: where VMs start, and what resident_on names. */
+  hostRef: string;
+  /** The pool, whose settings name SRs for suspend images and crash dumps. */
+  poolRef: string;
   driver: Driver;
+  storage: StorageService;
+  network: NetworkService;
+  /** How VM.last_booted_record is written and read (the wire format's, from rpc/). */
+  records: RecordCodec;
   stateDir: string;
   /** How long a clean shutdown or reboot may take, acknowledgement included. */
   shutdownTimeoutMs: number;
@@ -55,8 +65,10 @@ const BUILDING_OPS = new Set(['start', 'start_on', 'resume', 'resume_on', 'hard_
 export class VmService {
   readonly driver: Driver;
   readonly storage: VmStorage;
-  private readonly store: ObjectStore;
+  readonly store: ObjectStore;
   private readonly log: Logger;
+  private readonly hostRef: string;
+  private readonly network: NetworkService;
   private readonly busy = new Map<string, number>();
   private readonly pending = new Set<string>();
   private readonly chains = new Map<string, Promise<void>>();
@@ -68,12 +80,14 @@ export class VmService {
   private timer?: NodeJS.Timeout;
   private closed = false;
 
-  constructor(private readonly daemon: Daemon, readonly opts: VmServiceOptions) {
+  constructor(readonly opts: VmServiceDeps) {
     defineVmOperations();
     this.driver = opts.driver;
-    this.store = daemon.store;
-    this.log = daemon.log.child({ component: 'vm' });
-    this.storage = new VmStorage(daemon, opts.stateDir);
+    this.store = opts.store;
+    this.hostRef = opts.hostRef;
+    this.network = opts.network;
+    this.log = opts.log.child({ component: 'vm' });
+    this.storage = new VmStorage(opts.storage, opts.stateDir);
     // Read now: other start-up steps clear current_operations before open() runs.
     for (const [ref, rec] of this.store.allRecords('VM')) {
       const ops = Object.values(rec.current_operations as Record<string, string>);
@@ -92,8 +106,6 @@ export class VmService {
     this.unsubscribe = this.driver.subscribe((e) => this.onDomainEvent(e));
     // Anything that changed between the reconciliation and the subscription.
     for (const d of await this.driver.list()) this.onDomainEvent({ kind: 'changed', info: d });
-    registerBlockDeviceDriver(this.daemon, this.blockDevices());
-    if (this.daemon.network) this.daemon.network.hotplug = this.vifHotplug();
     const tick = () => {
       this.timer = setTimeout(() => {
         void this.refreshAllMetrics().finally(() => !this.closed && tick());
@@ -119,10 +131,6 @@ export class VmService {
     return r;
   }
 
-  private internalCtx(): CallContext {
-    return { daemon: this.daemon, transport: 'unix' };
-  }
-
   private vbds(vm: VMRecord): Array<[string, VBDRecord]> {
     return vm.VBDs.map((r) => [r, this.store.get('VBD', r)!] as [string, VBDRecord]).filter(([, b]) => b);
   }
@@ -133,7 +141,7 @@ export class VmService {
 
   /** Runs an operation on the VM with its lock; domain events meanwhile wait for it. */
   async withOp<T>(ctx: CallContext, vm: string, op: string, fn: () => Promise<T>): Promise<T> {
-    return runOperation(ctx, 'VM', vm, op, async () => {
+    return runOperation(this.store, ctx, 'VM', vm, op, async () => {
       this.busy.set(vm, (this.busy.get(vm) ?? 0) + 1);
       try {
         return await fn();
@@ -240,7 +248,7 @@ export class VmService {
     }
     const live = rec.power_state === 'Running' || rec.power_state === 'Paused';
     if (!dom) {
-      if (live && (rec.resident_on === this.daemon.hostRef || rec.resident_on === NULL_REF)) {
+      if (live && (rec.resident_on === this.hostRef || rec.resident_on === NULL_REF)) {
         this.log.warn({ vm, domid: rec.domid }, 'the domain of a running VM vanished: the VM is halted');
         await this.halted(vm);
       }
@@ -345,7 +353,7 @@ export class VmService {
   /** An action the daemon starts itself, locked like a client's operation. */
   private async internal(vm: string, op: string, fn: () => Promise<void>): Promise<void> {
     try {
-      await this.withOp(this.internalCtx(), vm, op, fn);
+      await this.withOp(INTERNAL, vm, op, fn);
     } catch (e) {
       if (e instanceof XenApiError && e.code === 'OTHER_OPERATION_IN_PROGRESS') return; // that operation looks again when it ends
       this.log.error({ vm, op, err: e instanceof Error ? e.message : String(e) }, 'automatic action failed');
@@ -430,7 +438,7 @@ export class VmService {
   private detachLeftovers(vm: string): void {
     const rec = this.vm(vm);
     this.store.tx(() => {
-      for (const [ref, b] of this.vbds(rec)) if (b.currently_attached) markVbdAttached(this.daemon, ref, false);
+      for (const [ref, b] of this.vbds(rec)) if (b.currently_attached) markVbdAttached(this.store, ref, false);
       for (const [ref, v] of this.vifs(rec)) if (v.currently_attached) this.store.update('VIF', ref, { currently_attached: false });
     });
   }
@@ -464,7 +472,7 @@ export class VmService {
       store.update('VM', vm, {
         domid: dom.domid,
         domarch: dom.hvm ? 'hvm' : 'x64',
-        resident_on: this.daemon.hostRef,
+        resident_on: this.hostRef,
         scheduled_to_be_resident_on: NULL_REF,
         power_state: power,
         memory_target: memoryOf(rec).target,
@@ -476,10 +484,10 @@ export class VmService {
         store.update('VM', vm, { guest_metrics: NULL_REF });
       }
       if (rec.consoles.length === 0) {
-        const address = store.field('host', this.daemon.hostRef, 'address') ?? '127.0.0.1';
+        const address = store.field('host', this.hostRef, 'address') ?? '127.0.0.1';
         store.create('console', { protocol: 'rfb', location: `https://${address}/console?ref=${vm}`, VM: vm, other_config: {} });
       }
-      for (const [ref] of this.vbds(rec)) markVbdAttached(this.daemon, ref, true, o.devices.get(ref));
+      for (const [ref] of this.vbds(rec)) markVbdAttached(this.store, ref, true, o.devices.get(ref));
       for (const [ref] of this.vifs(rec)) {
         if (!this.usesHostNetworking()) store.update('VIF', ref, { currently_attached: true });
       }
@@ -490,7 +498,7 @@ export class VmService {
   }
 
   private usesHostNetworking(): boolean {
-    return this.driver.name === 'xl' && !!this.daemon.network;
+    return this.driver.name === 'xl';
   }
 
   /** The record changes of a VM whose domain is gone (Halted, or Suspended with its image). */
@@ -505,7 +513,7 @@ export class VmService {
         ...(power === 'Suspended' ? { suspend_VDI: suspendVdi } : {}),
       });
       for (const c of rec.consoles) if (store.exists('console', c)) store.destroy('console', c);
-      for (const [ref] of this.vbds(rec)) markVbdAttached(this.daemon, ref, false);
+      for (const [ref] of this.vbds(rec)) markVbdAttached(this.store, ref, false);
       for (const [ref] of this.vifs(rec)) store.update('VIF', ref, { currently_attached: false });
       const m = rec.metrics;
       if (m !== NULL_REF && store.exists('VM_metrics', m)) store.update('VM_metrics', m, { state: [], VCPUs_CPU: {}, last_updated: now() });
@@ -521,7 +529,7 @@ export class VmService {
     }
     if (this.usesHostNetworking()) {
       for (const [vif, ifname] of what.vifs) {
-        if (this.store.exists('VIF', vif)) await this.daemon.network!.detachVif(vif, ifname).catch((err: Error) => this.log.warn({ vif, err: err.message }, 'could not release a VIF'));
+        if (this.store.exists('VIF', vif)) await this.network.detachVif(vif, ifname).catch((err: Error) => this.log.warn({ vif, err: err.message }, 'could not release a VIF'));
       }
     }
   }
@@ -544,7 +552,7 @@ export class VmService {
     const store = this.store;
     const h = store.get('host', host);
     if (!h) fail('HANDLE_INVALID', 'host', host);
-    if (host !== this.daemon.hostRef) fail('HOST_NOT_LIVE');
+    if (host !== this.hostRef) fail('HOST_NOT_LIVE');
     if (!h.enabled) fail('HOST_DISABLED', host);
     const rec = this.vm(vm);
     const mem = memoryOf(rec);
@@ -586,7 +594,7 @@ export class VmService {
       dom = restoreFrom ? await this.driver.restore(restoreFrom, cfg, { paused: true }) : await this.driver.create(cfg, { paused: true });
       for (const [k, v] of Object.entries(rec.xenstore_data)) await this.driver.xenstoreWrite(`/local/domain/${dom.domid}/${k}`, v);
       if (this.usesHostNetworking()) {
-        for (const [ref, v] of this.vifs(rec)) await this.daemon.network!.attachVif(ref, vifBackendName(dom.domid, v.device));
+        for (const [ref, v] of this.vifs(rec)) await this.network.attachVif(ref, vifBackendName(dom.domid, v.device));
       }
       if (!paused) {
         await this.driver.unpause(dom.domid);
@@ -617,11 +625,11 @@ export class VmService {
 
   // ---- the operations --------------------------------------------------------------------------------
 
-  async start(ctx: CallContext, vm: string, paused: boolean, _force: boolean, op: 'start' | 'start_on' = 'start', host = this.daemon.hostRef): Promise<void> {
+  async start(ctx: CallContext, vm: string, paused: boolean, _force: boolean, op: 'start' | 'start_on' = 'start', host = this.hostRef): Promise<void> {
     await this.withOp(ctx, vm, op, async () => {
       const rec = this.vm(vm);
       validateForStart(vm, rec);
-      if (host !== this.daemon.hostRef && this.store.exists('host', host)) {
+      if (host !== this.hostRef && this.store.exists('host', host)) {
         fail('OPERATION_NOT_ALLOWED', `host ${host} is not this host; VMs start only on the host they are asked on while pools are not supported`);
       }
       const facts = await this.driver.host();
@@ -630,7 +638,7 @@ export class VmService {
       this.reserved += needed;
       try {
         // The record as it boots, without its own previous boot record (which would nest without end).
-        this.store.update('VM', vm, { last_booted_record: encodeTyped({ kind: 'record', cls: 'VM' }, { ...rec, last_booted_record: '' }), scheduled_to_be_resident_on: host });
+        this.store.update('VM', vm, { last_booted_record: this.opts.records.encode('VM', { ...rec, last_booted_record: '' }), scheduled_to_be_resident_on: host });
         const { dom, devices } = await this.build(vm, paused, 'start');
         this.started(vm, dom, paused ? 'Paused' : 'Running', { fresh: true, devices });
       } catch (e) {
@@ -738,7 +746,7 @@ export class VmService {
       if (rec.power_state === 'Suspended') {
         // The 2009 xapi allows it: the suspended state is thrown away and the VM boots afresh.
         validateForStart(vm, rec);
-        await this.assertCanBootHere(vm, this.daemon.hostRef);
+        await this.assertCanBootHere(vm, this.hostRef);
         await this.dropSuspendImage(ctx, vm);
         this.store.update('VM', vm, { power_state: 'Halted' });
         const { dom, devices } = await this.build(vm, false, 'hard_reboot');
@@ -760,7 +768,7 @@ export class VmService {
     const store = this.store;
     for (const w of where) {
       const [cls, field] = w.split('.') as ['host' | 'pool', string];
-      const ref = cls === 'host' ? this.daemon.hostRef : this.daemon.poolRef;
+      const ref = cls === 'host' ? this.hostRef : this.opts.poolRef;
       const sr = store.any.field(cls, ref, field) as string | undefined;
       if (sr && sr !== NULL_REF && store.exists('SR', sr)) return sr;
     }
@@ -788,11 +796,11 @@ export class VmService {
     });
   }
 
-  async resume(ctx: CallContext, vm: string, paused: boolean, _force: boolean, op: 'resume' | 'resume_on' = 'resume', host = this.daemon.hostRef): Promise<void> {
+  async resume(ctx: CallContext, vm: string, paused: boolean, _force: boolean, op: 'resume' | 'resume_on' = 'resume', host = this.hostRef): Promise<void> {
     await this.withOp(ctx, vm, op, async () => {
       const rec = this.vm(vm);
       if (rec.suspend_VDI === NULL_REF || !this.store.exists('VDI', rec.suspend_VDI)) fail('VM_HAS_NO_SUSPEND_VDI', vm);
-      if (host !== this.daemon.hostRef && this.store.exists('host', host)) {
+      if (host !== this.hostRef && this.store.exists('host', host)) {
         fail('OPERATION_NOT_ALLOWED', `host ${host} is not this host; VMs resume only on the host they are asked on while pools are not supported`);
       }
       memoryOf(rec);
@@ -820,10 +828,10 @@ export class VmService {
     const rec = this.vm(vm);
     if (rec.is_control_domain) fail('CANNOT_RESET_CONTROL_DOMAIN', vm);
     if (rec.power_state === 'Running' || rec.power_state === 'Paused') {
-      if (rec.resident_on === this.daemon.hostRef || rec.resident_on === NULL_REF) {
+      if (rec.resident_on === this.hostRef || rec.resident_on === NULL_REF) {
         const dom = await this.domainOf(rec.uuid);
         if (dom) fail('DOMAIN_EXISTS', vm, dom.domid);
-      } else if (this.store.exists('host', rec.resident_on) && rec.resident_on !== this.daemon.hostRef) {
+      } else if (this.store.exists('host', rec.resident_on) && rec.resident_on !== this.hostRef) {
         const hm = this.store.field('host', rec.resident_on, 'metrics');
         if (hm && hm !== NULL_REF && this.store.field('host_metrics', hm, 'live')) fail('HOST_IS_LIVE', rec.resident_on);
       }
@@ -936,22 +944,8 @@ export class VmService {
   async bootRecord(vm: string): Promise<VMRecord> {
     const rec = this.vm(vm);
     if (!rec.last_booted_record) return rec;
-    try {
-      const { params } = await parseMethodCall(`<?xml version="1.0"?><methodCall><methodName>x</methodName><params><param>${rec.last_booted_record}</param></params></methodCall>`);
-      const v = params[0] as Record<string, unknown>;
-      const out: Record<string, unknown> = { ...rec };
-      for (const f of classes.get('VM')!.recordFields) {
-        if (f.computedFrom || !(f.name in v)) continue;
-        try {
-          out[f.name] = fromWire(f.type, v[f.name], f.name);
-        } catch {
-          /* keep the current value */
-        }
-      }
-      return out as unknown as VMRecord;
-    } catch {
-      return rec;
-    }
+    const booted = await this.opts.records.decode('VM', rec.last_booted_record);
+    return booted ? ({ ...rec, ...booted } as VMRecord) : rec;
   }
 
   // ---- metrics -----------------------------------------------------------------------------------
@@ -965,7 +959,7 @@ export class VmService {
       this.log.warn({ err: (e as Error).message }, 'metrics: reading the host\'s facts failed');
       return;
     }
-    const metrics = this.store.field('host', this.daemon.hostRef, 'metrics');
+    const metrics = this.store.field('host', this.hostRef, 'metrics');
     if (!metrics || !this.store.exists('host_metrics', metrics)) return;
     if (this.store.field('host_metrics', metrics, 'memory_total') === f.totalMemoryBytes) return;
     this.store.update('host_metrics', metrics, { memory_total: f.totalMemoryBytes, last_updated: now() });
@@ -1025,79 +1019,6 @@ export class VmService {
         updateAllowedOperations(store, 'VM', vm);
       }
     });
-  }
-
-  // ---- hot-plug for the storage and network layers ---------------------------------------------------
-
-  private runningDomid(vm: string): number {
-    const rec = this.vm(vm);
-    if (rec.power_state !== 'Running' && rec.power_state !== 'Paused') fail('VM_BAD_POWER_STATE', vm, 'running, paused', rec.power_state.toLowerCase());
-    return rec.domid;
-  }
-
-  private diskSpecFor(vm: string, vbd: string, disk: AttachedDisk | undefined) {
-    const rec = this.vm(vm);
-    const b = this.store.get('VBD', vbd)!;
-    const src = disk ? new Map([[vbd, { path: disk.path, format: (disk.format === 'qcow2' || disk.format === 'vhd' ? disk.format : 'raw') as DiskSource['format'] }]]) : new Map<string, DiskSource>();
-    return diskSpecs({ vm: rec, vbds: [[vbd, b]], disks: src })[0]!;
-  }
-
-  private blockDevices() {
-    return {
-      plug: async (_d: Daemon, vm: string, vbd: string, disk: AttachedDisk | undefined) => {
-        const domid = this.runningDomid(vm);
-        const spec = this.diskSpecFor(vm, vbd, disk);
-        try {
-          await this.driver.attachDisk(domid, spec);
-        } catch (e) {
-          throw vmError(e, vm, 'attach', { type: 'VBD', ref: vbd });
-        }
-        return { device: spec.vdev };
-      },
-      unplug: async (_d: Daemon, vm: string, vbd: string, force: boolean) => {
-        const domid = this.runningDomid(vm);
-        const spec = this.diskSpecFor(vm, vbd, undefined);
-        try {
-          await this.driver.detachDisk(domid, spec.vdev, force);
-        } catch (e) {
-          throw vmError(e, vm, 'detach', { type: 'VBD', ref: vbd });
-        }
-      },
-      changeMedium: async (_d: Daemon, vm: string, vbd: string, disk: AttachedDisk | undefined) => {
-        const domid = this.runningDomid(vm);
-        const spec = this.diskSpecFor(vm, vbd, disk);
-        try {
-          await this.driver.changeCd(domid, spec.vdev, disk ? spec : undefined);
-        } catch (e) {
-          throw vmError(e, vm, 'attach', { type: 'VBD', ref: vbd });
-        }
-      },
-    };
-  }
-
-  private vifHotplug() {
-    return {
-      plug: async (vm: string, vif: string) => {
-        const domid = this.runningDomid(vm);
-        const v = this.store.get('VIF', vif)!;
-        const bridge = this.store.field('network', v.network, 'bridge') ?? '';
-        try {
-          await this.driver.attachNic(domid, { devid: Number.parseInt(v.device, 10) || 0, vif, mac: v.MAC, bridge, mtu: v.MTU || 1500 });
-        } catch (e) {
-          throw vmError(e, vm, 'attach', { type: 'VIF', ref: vif });
-        }
-        return vifBackendName(domid, v.device);
-      },
-      unplug: async (vm: string, vif: string) => {
-        const domid = this.runningDomid(vm);
-        const v = this.store.get('VIF', vif)!;
-        try {
-          await this.driver.detachNic(domid, Number.parseInt(v.device, 10) || 0, false);
-        } catch (e) {
-          throw vmError(e, vm, 'detach', { type: 'VIF', ref: vif });
-        }
-      },
-    };
   }
 
   /** A fresh mac_seed for a VM's other_config. */

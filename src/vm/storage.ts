@@ -8,12 +8,13 @@
 // state directory under the VDI's uuid, and the VDI keeps the space accounted for.
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { CallContext, Daemon } from '../api/context.js';
-import { fail } from '../api/errors.js';
+import { INTERNAL, type CallContext } from '../core/context.js';
+import { fail } from '../core/errors.js';
 import { classes, NULL_REF } from '../datamodel/model.js';
-import type { VDIRecord } from '../datamodel/records.js';
+import type { VBDRecord, VDIRecord } from '../datamodel/records.js';
 import { attachVbdDisk, detachVbdDisk, markVbdAttached } from '../storage/attach.js';
-import { storageOf } from '../storage/service.js';
+import type { StorageService } from '../storage/service.js';
+import { createVbd } from '../storage/vbd.js';
 import { branchVdi, copyVdi, createVdi, destroyVdi } from '../storage/vdiops.js';
 import type { DiskSource } from './config.js';
 
@@ -29,17 +30,17 @@ function vdiArgs(a: Partial<VDIRecord> & Pick<VDIRecord, 'SR' | 'virtual_size' |
 }
 
 export class VmStorage {
-  constructor(private readonly daemon: Daemon, private readonly stateDir: string) {}
+  constructor(private readonly svc: StorageService, private readonly stateDir: string) {}
 
   private ctx(ctx?: CallContext): CallContext {
-    return ctx ?? { daemon: this.daemon, transport: 'unix' };
+    return ctx ?? INTERNAL;
   }
 
   // ---- disks of a running VM --------------------------------------------------------
 
   /** Makes the VBD's disk reachable here; undefined for an empty drive. */
   async attachDisk(vbd: string): Promise<DiskSource | undefined> {
-    const a = await attachVbdDisk(this.daemon, vbd);
+    const a = await attachVbdDisk(this.svc, vbd);
     if (!a) return undefined;
     const format = (['raw', 'qcow2', 'vhd'] as const).find((f) => f === a.format);
     if (!format) fail('VDI_INCOMPATIBLE_TYPE', a.vdi, `image format ${a.format}`);
@@ -47,40 +48,45 @@ export class VmStorage {
   }
 
   async detachDisk(vbd: string): Promise<void> {
-    await detachVbdDisk(this.daemon, vbd);
+    await detachVbdDisk(this.svc, vbd);
   }
 
   // ---- VDIs --------------------------------------------------------------------------
 
   createVdi(ctx: CallContext | undefined, a: Partial<VDIRecord> & Pick<VDIRecord, 'SR' | 'virtual_size' | 'type'>): Promise<string> {
-    return createVdi(this.ctx(ctx), vdiArgs(a));
+    return createVdi(this.svc, this.ctx(ctx), vdiArgs(a));
   }
 
   cloneVdi(ctx: CallContext | undefined, vdi: string): Promise<string> {
-    return branchVdi(this.ctx(ctx), vdi, 'clone', {});
+    return branchVdi(this.svc, this.ctx(ctx), vdi, 'clone', {});
   }
 
   copyVdi(ctx: CallContext | undefined, vdi: string, sr: string): Promise<string> {
-    return copyVdi(this.ctx(ctx), vdi, sr, NULL_REF, NULL_REF);
+    return copyVdi(this.svc, this.ctx(ctx), vdi, sr, NULL_REF, NULL_REF);
   }
 
   async destroyVdi(ctx: CallContext | undefined, vdi: string): Promise<void> {
-    if (!this.daemon.store.exists('VDI', vdi)) return;
+    if (!this.svc.store.exists('VDI', vdi)) return;
     rmSync(this.fallbackFile(vdi), { force: true });
-    await destroyVdi(this.ctx(ctx), vdi);
+    await destroyVdi(this.svc, this.ctx(ctx), vdi);
+  }
+
+  /** A VBD for a new VM's disk or drive (clone, copy, provision), with VBD.create's checks. */
+  createVbd(args: Partial<VBDRecord>): string {
+    return createVbd(this.svc, args);
   }
 
   // ---- images (suspend, crash dumps) ---------------------------------------------------
 
   private fallbackFile(vdi: string): string {
-    const uuid = this.daemon.store.field('VDI', vdi, 'uuid') ?? vdi;
+    const uuid = this.svc.store.field('VDI', vdi, 'uuid') ?? vdi;
     return path.join(this.stateDir, 'vm-images', uuid);
   }
 
   /** Runs fn with a path where the VDI's image is read or written, then lets go of it. */
   async withImage<T>(vdi: string, writable: boolean, fn: (file: string) => Promise<T>): Promise<T> {
-    const svc = storageOf(this.daemon);
-    const sr = this.daemon.store.field('VDI', vdi, 'SR');
+    const svc = this.svc;
+    const sr = this.svc.store.field('VDI', vdi, 'SR');
     if (!sr || sr === NULL_REF) fail('HANDLE_INVALID', 'VDI', vdi);
     const r = await svc.call(sr, 'vdi_attach', { vdi, args: { writable }, op: 'attach' });
     try {
@@ -88,7 +94,7 @@ export class VmStorage {
       mkdirSync(path.dirname(this.fallbackFile(vdi)), { recursive: true, mode: 0o700 });
       return await fn(this.fallbackFile(vdi));
     } finally {
-      await svc.call(sr, 'vdi_detach', { vdi, op: 'detach' }).catch((e: Error) => this.daemon.log.warn({ vdi, err: e.message }, 'could not detach an image VDI'));
+      await svc.call(sr, 'vdi_detach', { vdi, op: 'detach' }).catch((e: Error) => this.svc.log.warn({ vdi, err: e.message }, 'could not detach an image VDI'));
     }
   }
 }

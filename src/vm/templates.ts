@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type { ObjectStore } from '../db/store.js';
 import { NULL_REF } from '../datamodel/model.js';
 import type { VMRecord } from '../datamodel/records.js';
-import { now } from '../rpc/datetime.js';
-import { updateAllowedOperations } from '../api/operations.js';
+import { now } from '../core/datetime.js';
+import { updateAllowedOperations } from '../core/operations.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { classes, enums, NULL_REF, type ClassModel, type FieldModel } from '../../src/datamodel/model.js';
 import type { ApiType } from '../../src/datamodel/types.js';
 import { ObjectStore, newRef, type ApiRecord } from '../../src/db/store.js';
-import { formatDateTime } from '../../src/rpc/datetime.js';
+import { formatDateTime } from '../../src/core/datetime.js';
 import { handlers } from '../../src/api/handlers.js';
 import { jsonCall, login, sampleValue, startDaemon, tempDir, xmlCall, type TestDaemon } from '../helpers/daemon.js';
 
@@ -529,19 +529,18 @@ test('VM.destroy with a VBD leaves no VBD pointing at a missing VM, and keeps th
 // ---- the generic destroy, in process --------------------------------------------------
 
 test('the generic destroy refuses an object others point at, changing nothing, and takes its metrics with it', async (t) => {
-  const { destroyObject, createObject } = await import('../../src/api/lifecycle.js');
-  const { XenApiError } = await import('../../src/api/errors.js');
+  const { destroyObject, createObject } = await import('../../src/db/objects.js');
+  const { XenApiError } = await import('../../src/core/errors.js');
   const dir = tempDir('xapid-lifecycle-');
   const store = new ObjectStore(path.join(dir, 'xapid.db'));
   t.after(() => {
     store.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const ctx = { daemon: { store }, transport: 'http' } as unknown as Parameters<typeof destroyObject>[0];
   const refused = (cls: string, ref: string, code: string, params?: string[]) => {
     const before = store.lastChangeId();
     const rec = store.any.get(cls, ref);
-    assert.throws(() => destroyObject(ctx, cls, ref), (e: unknown) => {
+    assert.throws(() => destroyObject(store, cls, ref), (e: unknown) => {
       assert.ok(e instanceof XenApiError, String(e));
       assert.equal(e.code, code);
       if (params) assert.deepEqual(e.params, params);
@@ -551,7 +550,7 @@ test('the generic destroy refuses an object others point at, changing nothing, a
     assert.equal(store.lastChangeId(), before, 'nothing was written');
   };
 
-  const vm = createObject(ctx, 'VM', { ...requiredArgs(classes.get('VM')!), affinity: NULL_REF });
+  const vm = createObject(store, 'VM', { ...requiredArgs(classes.get('VM')!), affinity: NULL_REF });
   const metrics = store.get('VM', vm)!.metrics;
   assert.ok(store.exists('VM_metrics', metrics), 'a generic VM gets its metrics object');
   const sr = store.create('SR', {});
@@ -569,13 +568,13 @@ test('the generic destroy refuses an object others point at, changing nothing, a
   refused('VDI', vdi, 'VDI_IN_USE', [vdi, 'destroy']);
   refused('SR', sr, 'OPERATION_NOT_ALLOWED');
 
-  destroyObject(ctx, 'VBD', vbd);
-  destroyObject(ctx, 'VIF', vif);
-  destroyObject(ctx, 'VM', vm);
+  destroyObject(store, 'VBD', vbd);
+  destroyObject(store, 'VIF', vif);
+  destroyObject(store, 'VM', vm);
   assert.equal(store.exists('VM', vm), false);
   assert.equal(store.exists('VM_metrics', metrics), false, 'its metrics went with it');
-  destroyObject(ctx, 'network', net);
-  destroyObject(ctx, 'VDI', vdi);
+  destroyObject(store, 'network', net);
+  destroyObject(store, 'VDI', vdi);
   assert.deepEqual(store.get('SR', sr)!.VDIs, []);
-  assert.throws(() => destroyObject(ctx, 'VM', vm), (e: unknown) => e instanceof XenApiError && e.code === 'HANDLE_INVALID');
+  assert.throws(() => destroyObject(store, 'VM', vm), (e: unknown) => e instanceof XenApiError && e.code === 'HANDLE_INVALID');
 });

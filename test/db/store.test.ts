@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { classes, NULL_REF } from '../../src/datamodel/model.js';
 import { ObjectStore, type ApiRecord } from '../../src/db/store.js';
-import { XenApiError } from '../../src/api/errors.js';
+import { XenApiError } from '../../src/core/errors.js';
 import { sampleValue } from '../helpers/daemon.js';
 import { openTestStore } from '../helpers/store.js';
 

@@ -11,8 +11,9 @@ import { ObjectStore } from '../../src/db/store.js';
 import { bootstrap } from '../../src/host/bootstrap.js';
 import { NetworkService } from '../../src/network/service.js';
 import { createNetwork, createVif, plugVif, unplugVif } from '../../src/network/ops.js';
-import { XenApiError } from '../../src/api/errors.js';
-import type { CallContext } from '../../src/api/context.js';
+import { XenApiError } from '../../src/core/errors.js';
+import { INTERNAL } from '../../src/core/context.js';
+import type { VifHotplug } from '../../src/network/service.js';
 import { tempDir } from '../helpers/daemon.js';
 import { TestNamespace } from './netns.js';
 
@@ -20,7 +21,6 @@ let ns: TestNamespace | undefined;
 let dir: string;
 let store: ObjectStore;
 let svc: NetworkService;
-let ctx: CallContext;
 let vm: string;
 let bridge: string;
 let net: string;
@@ -34,9 +34,9 @@ before(async () => {
   const id = bootstrap(store);
   svc = await NetworkService.start({
     store, log: pino({ level: 'silent' }), hostRef: id.hostRef, mode: 'namespace', netns: ns.name, stateDir: dir, metricsIntervalSec: 0,
+    hotplug: { plug: (v, f) => hooks.plug(v, f), unplug: (v, f) => hooks.unplug(v, f) },
   });
-  ctx = { daemon: { store, log: pino({ level: 'silent' }), hostRef: id.hostRef, poolRef: id.poolRef, network: svc } as any, transport: 'unix' };
-  net = await createNetwork(svc, ctx, { name_label: 'guests', name_description: '', other_config: {} });
+  net = await createNetwork(svc, INTERNAL, { name_label: 'guests', name_description: '', other_config: {} });
   bridge = store.field('network', net, 'bridge')!;
   vm = store.create('VM', { name_label: 'running guest', power_state: 'Running', domid: 7, is_a_template: false });
 });
@@ -48,8 +48,15 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** The hypervisor side of VIF hot-plug, as each test wants it. */
+const noHooks: VifHotplug = {
+  plug: () => Promise.reject(new XenApiError('NOT_IMPLEMENTED', ['no hot-plug in this test'])),
+  unplug: () => Promise.reject(new XenApiError('NOT_IMPLEMENTED', ['no hot-plug in this test'])),
+};
+let hooks: VifHotplug = noHooks;
+
 function newVif(device: string, extra: Record<string, unknown> = {}): string {
-  return createVif(ctx, {
+  return createVif(store, {
     device, network: net, VM: vm, MAC: '', MTU: 1400, other_config: {},
     qos_algorithm_type: '', qos_algorithm_params: {}, ...extra,
   });
@@ -101,9 +108,11 @@ test('in namespace mode, a backend no hypervisor made gets a tap stand-in, delet
 test('VIF.plug/unplug go through the driver\'s hot-plug hooks, then the bridge', async (t) => {
   if (!ns) return t.skip('needs the rights to create network namespaces');
   const vif = newVif('1');
-  await assert.rejects(plugVif(ctx, svc, vif), (e: unknown) => e instanceof XenApiError && e.code === 'NOT_IMPLEMENTED', 'without a driver');
+  await assert.rejects(plugVif(svc, INTERNAL, vif), (e: unknown) => e instanceof XenApiError && e.code === 'NOT_IMPLEMENTED', 'the hot-plug hook\'s failure');
+  assert.equal(store.field('VIF', vif, 'currently_attached'), false);
+  assert.deepEqual(store.field('VIF', vif, 'current_operations'), {}, 'the failed plug left no operation behind');
   const made: string[] = [];
-  svc.hotplug = {
+  hooks = {
     async plug(v, f) {
       assert.equal(v, vm);
       const name = `vif7.${store.field('VIF', f, 'device')}`;
@@ -116,17 +125,17 @@ test('VIF.plug/unplug go through the driver\'s hot-plug hooks, then the bridge',
     },
   };
   try {
-    await plugVif(ctx, svc, vif);
+    await plugVif(svc, INTERNAL, vif);
     assert.deepEqual(made, ['vif7.1']);
     assert.equal(ns.link('vif7.1')?.master, bridge);
     assert.equal(store.field('VIF', vif, 'currently_attached'), true);
-    await assert.rejects(plugVif(ctx, svc, vif), (e: unknown) => e instanceof XenApiError && e.code === 'DEVICE_ALREADY_ATTACHED');
-    await unplugVif(ctx, svc, vif);
+    await assert.rejects(plugVif(svc, INTERNAL, vif), (e: unknown) => e instanceof XenApiError && e.code === 'DEVICE_ALREADY_ATTACHED');
+    await unplugVif(svc, INTERNAL, vif);
     assert.equal(ns.link('vif7.1'), undefined);
     assert.equal(store.field('VIF', vif, 'currently_attached'), false);
     assert.deepEqual(store.field('VIF', vif, 'current_operations'), {});
-    await assert.rejects(unplugVif(ctx, svc, vif), (e: unknown) => e instanceof XenApiError && e.code === 'DEVICE_ALREADY_DETACHED');
+    await assert.rejects(unplugVif(svc, INTERNAL, vif), (e: unknown) => e instanceof XenApiError && e.code === 'DEVICE_ALREADY_DETACHED');
   } finally {
-    svc.hotplug = undefined;
+    hooks = noHooks;
   }
 });

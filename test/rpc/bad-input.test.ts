@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT_PASSWORD, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { classes, enums, NULL_REF, type MessageModel } from '../../src/datamodel/model.js';
 import type { ApiType } from '../../src/datamodel/types.js';
-import { isKnownCode } from '../../src/api/errors.js';
+import { isKnownCode } from '../../src/core/errors.js';
 import { assertServing, call, controlDomain, jsonAnswer, loginAt, pool, request, value, xmlAnswer, xmlBody, type Answer, type Protocol } from './wire.js';
 
 const BAD_REF = 'OpaqueRef:00000000-0000-0000-0000-00000000dead';

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { builtinPluginDir, discoverPlugins, loadManifest, type Manifest } from '../../src/storage/manifest.js';
 import { mapPluginFailure, PluginFailure, PluginPool, runPlugin } from '../../src/storage/plugin.js';
 import { ChildRegistry } from '../../src/storage/children.js';
-import { XenApiError } from '../../src/api/errors.js';
+import { XenApiError } from '../../src/core/errors.js';
 import { tmp } from './helpers.js';
 
 const log = pino({ level: 'silent' });

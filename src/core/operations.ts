@@ -76,8 +76,7 @@ export function updateAllowedOperations(store: ObjectStore, cls: string, ref: st
 
 /** Runs fn with `op` recorded in the object's current_operations under the call's task;
  * conflicting calls meanwhile get OTHER_OPERATION_IN_PROGRESS. */
-export async function runOperation<T>(ctx: CallContext, cls: string, ref: string, op: string, fn: () => Promise<T> | T): Promise<T> {
-  const store = ctx.daemon.store;
+export async function runOperation<T>(store: ObjectStore, ctx: CallContext, cls: string, ref: string, op: string, fn: () => Promise<T> | T): Promise<T> {
   const key = ctx.task?.ref ?? `op:${op}:${Date.now()}:${Math.random()}`;
   store.tx(() => {
     assertOperationValid(store, cls, ref, op);

@@ -1,17 +1,16 @@
 // Generic create and destroy: constructor checks, the objects a class owns (its
 // metrics record), and refusal to destroy what other objects still point at.
 import { classes, NULL_REF, type ClassModel } from '../datamodel/model.js';
-import type { ApiRecord } from '../db/store.js';
-import type { CallContext } from './context.js';
-import { fail } from './errors.js';
+import type { ApiRecord, ObjectStore } from './store.js';
+import { fail } from '../core/errors.js';
 
 /** Refs in a constructor record must name existing objects (or be NULL). */
-function checkRefs(ctx: CallContext, c: ClassModel, rec: ApiRecord): void {
+function checkRefs(store: ObjectStore, c: ClassModel, rec: ApiRecord): void {
   for (const [name, v] of Object.entries(rec)) {
     const f = c.fields.get(name)!;
     if (f.type.kind !== 'ref' || v === NULL_REF) continue;
     const target = classes.get(f.type.cls);
-    if (target?.stored && !ctx.daemon.store.exists(f.type.cls, v as string)) fail('HANDLE_INVALID', f.type.cls, v);
+    if (target?.stored && !store.exists(f.type.cls, v as string)) fail('HANDLE_INVALID', f.type.cls, v);
   }
 }
 
@@ -21,7 +20,7 @@ function metricsClass(c: ClassModel): string | undefined {
   return f && !f.removed && f.type.kind === 'ref' && classes.get(f.type.cls)?.stored ? f.type.cls : undefined;
 }
 
-export function createObject(ctx: CallContext, cls: string, args: ApiRecord): string {
+export function createObject(objects: ObjectStore, cls: string, args: ApiRecord): string {
   const c = classes.get(cls)!;
   const rec: ApiRecord = {};
   for (const f of c.storedFields) {
@@ -29,8 +28,8 @@ export function createObject(ctx: CallContext, cls: string, args: ApiRecord): st
     if (settable && f.name in args) rec[f.name] = args[f.name];
     else if (f.required && settable) fail('FIELD_TYPE_ERROR', f.name);
   }
-  checkRefs(ctx, c, rec);
-  const store = ctx.daemon.store.any;
+  checkRefs(objects, c, rec);
+  const store = objects.any;
   return store.tx(() => {
     const metrics = metricsClass(c);
     if (metrics) rec.metrics = store.create(metrics, {});
@@ -38,8 +37,8 @@ export function createObject(ctx: CallContext, cls: string, args: ApiRecord): st
   });
 }
 
-export function destroyObject(ctx: CallContext, cls: string, ref: string): void {
-  const store = ctx.daemon.store.any;
+export function destroyObject(objects: ObjectStore, cls: string, ref: string): void {
+  const store = objects.any;
   const c = classes.get(cls)!;
   store.tx(() => {
     const users = store.referrers(cls, ref);
