@@ -4,9 +4,11 @@
 // computed fields come from), re-reads stale records on use, undoes the marks of a
 // rolled-back transaction, and forgets everything when another connection commits.
 import type { ApiType } from '../datamodel/types.js';
-import type { ChangeOp } from './store.js';
 
 /** A record shared by every reader: frozen, so that no caller can change it for the others. */
+/** What a committed change did to an object (the change log's and events' op). */
+export type ChangeOp = 'add' | 'mod' | 'del';
+
 export type SharedRecord = Readonly<Record<string, unknown>>;
 
 const sharedRecords = new WeakSet<object>();

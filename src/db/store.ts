@@ -11,12 +11,12 @@ import type { ApiType } from '../datamodel/types.js';
 import type { ClassName, Records } from '../datamodel/records.js';
 import { fail } from '../core/errors.js';
 import { migrate } from './migrate.js';
-import { RecordCache, copyValue, freezeValue, share, type ClassRecords, type SharedRecord } from './cache.js';
+import { RecordCache, copyValue, freezeValue, share, type ChangeOp, type ClassRecords, type SharedRecord } from './cache.js';
 import { q, toDb } from './schema.js';
 
 export type ApiRecord = Record<string, unknown>;
 export type { SharedRecord };
-export type ChangeOp = 'add' | 'mod' | 'del';
+export type { ChangeOp };
 
 /** Classes whose changes produce no events (as in xapi). */
 const UNLOGGED = new Set(['session', 'user']);

@@ -8,30 +8,8 @@ import { fail } from '../core/errors.js';
 import type { ObjectStore } from '../db/store.js';
 import { NULL_REF } from '../datamodel/model.js';
 import { activeVbds, refreshOperations } from './rules.js';
-import type { StorageService } from './service.js';
+import type { AttachedDisk, StorageService } from './service.js';
 import { deviceName } from './devices.js';
-
-export interface AttachedDisk {
-  vbd: string;
-  vdi: string;
-  sr: string;
-  /** What the domain's disk configuration names: a file or a block device. */
-  path: string;
-  /** Image format at that path: "raw", "qcow2"... */
-  format: string;
-  readOnly: boolean;
-  /** Extra keys the plugin wants in the device's xenstore area. */
-  xenstoreData: Record<string, string>;
-}
-
-export interface BlockDeviceDriver {
-  /** Hot-plugs the disk (or an empty CD drive when disk is undefined); returns the device name used. */
-  plug(vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<{ device: string }>;
-  /** Hot-unplugs; force means without the guest's cooperation. */
-  unplug(vm: string, vbd: string, force: boolean): Promise<void>;
-  /** Changes the medium in an attached CD drive (undefined = eject). */
-  changeMedium(vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<void>;
-}
 
 /** Checks that the VBD's disk could be attached now (VBD.assert_attachable). */
 export function assertAttachable(svc: StorageService, vbd: string): void {

@@ -11,7 +11,6 @@ import { ChildRegistry } from './children.js';
 import { IntentJournal } from './intents.js';
 import type { Manifest } from './manifest.js';
 import { mapPluginFailure, PluginFailure, PluginPool, runPlugin, type PluginRequest, type SrInfo, type VdiInfo } from './plugin.js';
-import type { BlockDeviceDriver } from './attach.js';
 
 export interface CallOptions {
   vdi?: string | VdiInfo;
@@ -25,6 +24,28 @@ export interface CallOptions {
   type?: string;
   srUuid?: string;
   smConfig?: Record<string, string>;
+}
+
+export interface AttachedDisk {
+  vbd: string;
+  vdi: string;
+  sr: string;
+  /** What the domain's disk configuration names: a file or a block device. */
+  path: string;
+  /** Image format at that path: "raw", "qcow2"... */
+  format: string;
+  readOnly: boolean;
+  /** Extra keys the plugin wants in the device's xenstore area. */
+  xenstoreData: Record<string, string>;
+}
+
+export interface BlockDeviceDriver {
+  /** Hot-plugs the disk (or an empty CD drive when disk is undefined); returns the device name used. */
+  plug(vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<{ device: string }>;
+  /** Hot-unplugs; force means without the guest's cooperation. */
+  unplug(vm: string, vbd: string, force: boolean): Promise<void>;
+  /** Changes the medium in an attached CD drive (undefined = eject). */
+  changeMedium(vm: string, vbd: string, disk: AttachedDisk | undefined): Promise<void>;
 }
 
 export interface StorageDeps {

@@ -7,7 +7,7 @@ import { fail } from '../core/errors.js';
 import type { ObjectStore } from '../db/store.js';
 import type { VifHotplug } from '../network/service.js';
 import { vifBackendName } from '../network/names.js';
-import type { AttachedDisk, BlockDeviceDriver } from '../storage/attach.js';
+import type { AttachedDisk, BlockDeviceDriver } from '../storage/service.js';
 import { diskSpecs, type DiskSource } from './config.js';
 import { vmError, type VmOp } from './errors.js';
 
