@@ -6,13 +6,13 @@
 // here, which mark what they change, so SQLite stays the only truth.
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import { classes, NULL_REF, type ClassModel, type FieldModel } from '../datamodel/model.js';
-import type { ApiType } from '../datamodel/types.js';
+import { classes, NULL_REF, type FieldModel } from '../datamodel/model.js';
 import type { ClassName, Records } from '../datamodel/records.js';
 import { fail } from '../core/errors.js';
 import { migrate } from './migrate.js';
 import { RecordCache, copyValue, freezeValue, share, type ChangeOp, type ClassRecords, type SharedRecord } from './cache.js';
 import { q, toDb } from './schema.js';
+import { decodeRow, prepareClass, type ClassStatements } from './rows.js';
 
 export type ApiRecord = Record<string, unknown>;
 export type { SharedRecord };
@@ -23,35 +23,6 @@ const UNLOGGED = new Set(['session', 'user']);
 
 export function newRef(): string {
   return `OpaqueRef:${randomUUID()}`;
-}
-
-function fromDb(t: ApiType, v: unknown): unknown {
-  switch (t.kind) {
-    case 'bool': return v === 1;
-    case 'set': case 'map': return JSON.parse(v as string);
-    default: return v;
-  }
-}
-
-interface ClassStatements {
-  one: Database.Statement;
-  all: Database.Statement;
-  exists: Database.Statement;
-  uuid: Database.Statement;
-  byUuid: Database.Statement;
-  byNameLabel?: Database.Statement;
-  insert: Database.Statement;
-  del: Database.Statement;
-  /** For each computed field: the refs pointing at one object / every (target, ref) pair. */
-  computedOne: Map<string, Database.Statement>;
-  computedAll: Map<string, Database.Statement>;
-  /** The record's fields in declaration order, with their column in a row (-1: computed). */
-  layout: Array<{ name: string; type: ApiType; col: number }>;
-  types: Map<string, ApiType>;
-  /** The record's sets and maps, which a copy of a shared record must not share. */
-  containers: Array<{ name: string; type: ApiType }>;
-  /** Every field, in order: a record starts as a copy of this. */
-  template: ApiRecord;
 }
 
 /** The store seen by datamodel-driven code, which handles any class by name. */
@@ -96,7 +67,7 @@ export class ObjectStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.sync === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('foreign_keys = OFF');
-    for (const c of classes.values()) if (c.stored) this.stmts.set(c.name, this.prepareClass(c));
+    for (const c of classes.values()) if (c.stored) this.stmts.set(c.name, prepareClass(this.db, c));
     this.logStmt = this.db.prepare('INSERT INTO "_changes" (ts, cls, op, ref, uuid, snapshot) VALUES (?, ?, ?, ?, ?, ?)');
     this.runTx = this.db.transaction((fn: () => unknown) => fn()) as <T>(fn: () => T) => T;
     this.dataVersion = this.db.prepare('PRAGMA data_version').pluck();
@@ -107,48 +78,10 @@ export class ObjectStore {
     if (this.db.open) this.db.close();
   }
 
-  private prepareClass(c: ClassModel): ClassStatements {
-    const t = q(c.name);
-    const cols = c.storedFields.map((f) => q(f.name));
-    const select = `SELECT "ref", ${cols.join(', ')} FROM ${t}`;
-    const computedOne = new Map<string, Database.Statement>();
-    const computedAll = new Map<string, Database.Statement>();
-    for (const f of c.recordFields) {
-      const r = f.computedFrom;
-      if (!r) continue;
-      computedOne.set(f.name, this.db.prepare(`SELECT "ref" FROM ${q(r.one.cls)} WHERE ${q(r.one.field)} = ?`).pluck());
-      computedAll.set(f.name, this.db.prepare(`SELECT ${q(r.one.field)}, "ref" FROM ${q(r.one.cls)} WHERE ${q(r.one.field)} != '${NULL_REF}'`).raw());
-    }
-    return {
-      one: this.db.prepare(`${select} WHERE "ref" = ?`).raw(),
-      all: this.db.prepare(`${select} ORDER BY rowid`).raw(),
-      exists: this.db.prepare(`SELECT 1 FROM ${t} WHERE "ref" = ?`).pluck(),
-      uuid: this.db.prepare(`SELECT "uuid" FROM ${t} WHERE "ref" = ?`).pluck(),
-      byUuid: this.db.prepare(`SELECT "ref" FROM ${t} WHERE "uuid" = ?`).pluck(),
-      byNameLabel: c.hasNameLabel ? this.db.prepare(`SELECT "ref" FROM ${t} WHERE "name_label" = ? ORDER BY rowid`).pluck() : undefined,
-      insert: this.db.prepare(`INSERT INTO ${t} ("ref", ${cols.join(', ')}) VALUES (?${', ?'.repeat(cols.length)})`),
-      del: this.db.prepare(`DELETE FROM ${t} WHERE "ref" = ?`),
-      computedOne, computedAll,
-      layout: c.recordFields.map((f) => ({ name: f.name, type: f.type, col: f.computedFrom ? -1 : c.storedFields.indexOf(f) + 1 })),
-      types: new Map(c.recordFields.map((f) => [f.name, f.type])),
-      containers: c.recordFields.filter((f) => f.type.kind === 'set' || f.type.kind === 'map').map((f) => ({ name: f.name, type: f.type })),
-      // Made in one go, so that V8 gives it (and every copy) fast properties: an object
-      // given fifty keys one by one is kept as a hash table, slow to read, encode and copy.
-      template: Object.fromEntries(c.recordFields.map((f) => [f.name, null])),
-    };
-  }
-
   private s(cls: string): ClassStatements {
     const s = this.stmts.get(cls);
     if (!s) throw new Error(`no such class: ${cls}`);
     return s;
-  }
-
-  /** A record with its keys in declaration order; computed fields start as [] for the caller to fill. */
-  private decodeRow(s: ClassStatements, row: unknown[]): ApiRecord {
-    const rec: ApiRecord = { ...s.template };
-    for (const f of s.layout) rec[f.name] = f.col < 0 ? [] : fromDb(f.type, row[f.col]);
-    return rec;
   }
 
   /** Runs fn in one transaction (or the one already open): its reads see one state of the
@@ -201,7 +134,7 @@ export class ObjectStore {
       c = this.cache.of(cls);
     }
     const recs = new Map<string, ApiRecord>();
-    for (const row of s.all.all() as unknown[][]) recs.set(row[0] as string, this.decodeRow(s, row));
+    for (const row of s.all.all() as unknown[][]) recs.set(row[0] as string, decodeRow(s, row));
     for (const [name, stmt] of s.computedAll) {
       for (const [target, ref] of stmt.all() as Array<[string, string]>) {
         (recs.get(target)?.[name] as string[] | undefined)?.push(ref);
@@ -225,7 +158,7 @@ export class ObjectStore {
       c.recs.delete(ref);
       return undefined;
     }
-    const rec = this.decodeRow(s, row);
+    const rec = decodeRow(s, row);
     for (const [name, stmt] of s.computedOne) rec[name] = stmt.all(ref);
     const frozen = this.freeze(s, rec);
     c.recs.set(ref, frozen);
