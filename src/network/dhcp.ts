@@ -10,24 +10,11 @@
 // /proc/PID/cmdline), adopts it if it does what is wanted, replaces it if not, and stops
 // it if its PIF no longer wants DHCP: never two clients on one bridge.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { IpError } from './ip.js';
-import { prefixOfNetmask, validIPv4 } from './names.js';
-
-/** A DHCP client's last word, from its .lease file. */
-export interface Lease {
-  /** bound: the bridge holds `ip`; none: no lease (not yet, or lost); failed: a round of
-   * discovery went unanswered (the client keeps asking). */
-  state: 'bound' | 'none' | 'failed';
-  ip: string;
-  prefixlen: number;
-  router: string;
-  dns: string[];
-  seconds: number;
-  server: string;
-}
+import { EVENT_SCRIPT, UDHCPC_ARGS, findClients, isClient, parseLease, running, type Found, type Lease } from './udhcpc.js';
 
 /** How waiting for a first lease ended. */
 export type LeaseWait = 'bound' | 'failed' | 'exited' | 'timeout';
@@ -46,74 +33,8 @@ export interface DhcpOptions {
   busybox?: string;
 }
 
-// udhcpc runs this at each event ($1) with the lease in its environment (ip, mask as a
-// prefix length, broadcast, router, dns, lease, serverid). Lifetimes on the address make
-// the kernel mark it dynamic, which is how the rest of xapid tells a lease from a static
-// address; an infinite lease is kept one second short of "forever" for that reason.
-const EVENT_SCRIPT = `#!/bin/sh
-# Written by xapid (src/network/dhcp.ts) at each start: udhcpc's event script.
-dir=$XAPID_DHCP_DIR
-report() {
-	{
-		echo "state=$1"
-		if [ "$1" = bound ]; then
-			printf 'ip=%s\\nmask=%s\\nsubnet=%s\\nrouter=%s\\ndns=%s\\nlease=%s\\nserverid=%s\\n' \\
-				"$ip" "$mask" "$subnet" "$router" "$dns" "$lease" "$serverid"
-		fi
-	} > "$dir/.$interface.lease" && mv -f "$dir/.$interface.lease" "$dir/$interface.lease"
-}
-case "$1" in
-deconfig)
-	ip -4 addr flush dev "$interface" dynamic
-	[ "$XAPID_DEFAULT_ROUTE" = 1 ] && ip -4 route del default dev "$interface" 2>/dev/null
-	report none
-	;;
-bound|renew)
-	lft=\${lease:-3600}
-	[ "$lft" -ge 4294967295 ] 2>/dev/null && lft=4294967294
-	# A new lease may bring a new address: other leased ones go.
-	ip -4 -o addr show dev "$interface" dynamic | while read -r _ _ _ a _; do
-		[ "$a" = "$ip/$mask" ] || ip -4 addr del "$a" dev "$interface"
-	done
-	ip -4 addr replace "$ip/$mask" broadcast "\${broadcast:-+}" dev "$interface" valid_lft "$lft" preferred_lft "$lft"
-	if [ "$XAPID_DEFAULT_ROUTE" = 1 ] && [ -n "$router" ]; then
-		set -- $router
-		ip -4 route replace default via "$1" dev "$interface"
-	fi
-	report bound
-	;;
-leasefail)
-	report failed
-	;;
-esac
-exit 0
-`;
-
-/** udhcpc's settings: three discovers 3 s apart, then 10 s of rest, for ever; release on exit. */
-const UDHCPC_ARGS = ['-f', '-R', '-t', '3', '-T', '3', '-A', '10'];
-
 /** How long a client may take to release its lease and exit before it is killed. */
 const STOP_GRACE_MS = 5000;
-
-export function parseLease(text: string): Lease | undefined {
-  const kv = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0) kv.set(line.slice(0, i), line.slice(i + 1).trim());
-  }
-  const state = kv.get('state');
-  const none: Lease = { state: 'none', ip: '', prefixlen: 0, router: '', dns: [], seconds: 0, server: '' };
-  if (state === 'none' || state === 'failed') return { ...none, state };
-  if (state !== 'bound') return undefined;
-  const ip = kv.get('ip') ?? '';
-  const mask = Number(kv.get('mask'));
-  const prefixlen = /^\d+$/.test(kv.get('mask') ?? '') && mask <= 32 ? mask : prefixOfNetmask(kv.get('subnet') ?? '');
-  if (!validIPv4(ip) || prefixlen === undefined) return undefined;
-  const router = (kv.get('router') ?? '').split(/\s+/).find(validIPv4) ?? '';
-  const dns = (kv.get('dns') ?? '').split(/\s+/).filter(validIPv4);
-  const seconds = Number(kv.get('lease'));
-  return { state, ip, prefixlen, router, dns, seconds: Number.isFinite(seconds) ? seconds : 0, server: kv.get('serverid') ?? '' };
-}
 
 /** A program in PATH (or the usual sbin directories), as execvp would find it. */
 export function findTool(name: string): string | undefined {
@@ -127,60 +48,6 @@ export function findTool(name: string): string | undefined {
     }
   }
   return undefined;
-}
-
-/** A udhcpc process running xapid's event script from `script`. */
-interface Found {
-  pid: number;
-  bridge: string;
-  defaultRoute: boolean;
-}
-
-function argvOf(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
-  } catch {
-    return [];
-  }
-}
-
-const after = (argv: string[], flag: string) => {
-  const i = argv.indexOf(flag);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-
-/** Whether pid is (still) a client of `script` on `bridge`: checked before any signal,
- * since a PID may have been reused. */
-function isClient(pid: number, script: string, bridge?: string): boolean {
-  const argv = argvOf(pid);
-  return argv.includes('udhcpc') && after(argv, '-s') === script && (bridge === undefined || after(argv, '-i') === bridge);
-}
-
-/** Every client of `script` running now, in any namespace. */
-function findClients(script: string): Found[] {
-  const out: Found[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
-    if (pid === process.pid || !isClient(pid, script)) continue;
-    let env = '';
-    try {
-      env = readFileSync(`/proc/${pid}/environ`, 'utf8');
-    } catch {
-      continue;
-    }
-    out.push({ pid, bridge: after(argvOf(pid), '-i') ?? '', defaultRoute: env.split('\0').includes('XAPID_DEFAULT_ROUTE=1') });
-  }
-  return out;
-}
-
-/** Alive and not a zombie. */
-function running(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
