@@ -66,7 +66,7 @@ export const vmHandlers: Record<string, Handler> = {
   },
 
   destroy(ctx: ApiContext, vm: string) {
-    return vms(ctx).withOp(ctx, vm, 'destroy', async () => {
+    return vms(ctx).state.withOp(ctx, vm, 'destroy', async () => {
       const store = ctx.daemon.store;
       // As xapi: the VM's devices, consoles, crash dump records and metrics go with it; its VDIs stay.
       store.tx(() => {
@@ -88,42 +88,42 @@ export const vmHandlers: Record<string, Handler> = {
   // ---- power ------------------------------------------------------------------------------
 
   start(ctx: ApiContext, vm: string, startPaused: boolean, force: boolean) {
-    return vms(ctx).start(ctx, vm, startPaused, force);
+    return vms(ctx).boot.start(ctx, vm, startPaused, force);
   },
   start_on(ctx: ApiContext, vm: string, host: string, startPaused: boolean, force: boolean) {
     if (host === NULL_REF) fail('HANDLE_INVALID', 'host', host);
-    return vms(ctx).start(ctx, vm, startPaused, force, 'start_on', host);
+    return vms(ctx).boot.start(ctx, vm, startPaused, force, 'start_on', host);
   },
   pause(ctx: ApiContext, vm: string) {
-    return vms(ctx).pause(ctx, vm);
+    return vms(ctx).power.pause(ctx, vm);
   },
   unpause(ctx: ApiContext, vm: string) {
-    return vms(ctx).unpause(ctx, vm);
+    return vms(ctx).power.unpause(ctx, vm);
   },
   suspend(ctx: ApiContext, vm: string) {
-    return vms(ctx).suspend(ctx, vm);
+    return vms(ctx).power.suspend(ctx, vm);
   },
   resume(ctx: ApiContext, vm: string, startPaused: boolean, force: boolean) {
-    return vms(ctx).resume(ctx, vm, startPaused, force);
+    return vms(ctx).boot.resume(ctx, vm, startPaused, force);
   },
   resume_on(ctx: ApiContext, vm: string, host: string, startPaused: boolean, force: boolean) {
     if (host === NULL_REF) fail('HANDLE_INVALID', 'host', host);
-    return vms(ctx).resume(ctx, vm, startPaused, force, 'resume_on', host);
+    return vms(ctx).boot.resume(ctx, vm, startPaused, force, 'resume_on', host);
   },
   clean_shutdown(ctx: ApiContext, vm: string) {
-    return vms(ctx).cleanShutdown(ctx, vm);
+    return vms(ctx).power.cleanShutdown(ctx, vm);
   },
   hard_shutdown(ctx: ApiContext, vm: string) {
-    return vms(ctx).hardShutdown(ctx, vm);
+    return vms(ctx).power.hardShutdown(ctx, vm);
   },
   clean_reboot(ctx: ApiContext, vm: string) {
-    return vms(ctx).cleanReboot(ctx, vm);
+    return vms(ctx).power.cleanReboot(ctx, vm);
   },
   hard_reboot(ctx: ApiContext, vm: string) {
-    return vms(ctx).hardReboot(ctx, vm);
+    return vms(ctx).power.hardReboot(ctx, vm);
   },
   power_state_reset(ctx: ApiContext, vm: string) {
-    return vms(ctx).powerStateReset(ctx, vm);
+    return vms(ctx).power.powerStateReset(ctx, vm);
   },
   pool_migrate(ctx: ApiContext, vm: string, host: string, _options: Record<string, string>) {
     assertOperationValid(ctx.daemon.store, 'VM', vm, 'pool_migrate');
@@ -134,41 +134,41 @@ export const vmHandlers: Record<string, Handler> = {
   // ---- new VMs and disks ---------------------------------------------------------------------
 
   clone(ctx: ApiContext, vm: string, newName: string) {
-    return cloneVm(vms(ctx), ctx, vm, newName);
+    return cloneVm(vms(ctx).state, ctx, vm, newName);
   },
   copy(ctx: ApiContext, vm: string, newName: string, sr: string) {
-    return cloneVm(vms(ctx), ctx, vm, newName, sr);
+    return cloneVm(vms(ctx).state, ctx, vm, newName, sr);
   },
   provision(ctx: ApiContext, vm: string) {
-    return provisionVm(vms(ctx), ctx, vm);
+    return provisionVm(vms(ctx).state, ctx, vm);
   },
 
   // ---- live changes ----------------------------------------------------------------------------
 
   set_VCPUs_number_live(ctx: ApiContext, vm: string, n: number) {
-    return vms(ctx).setVcpusLive(ctx, vm, n);
+    return vms(ctx).live.setVcpusLive(ctx, vm, n);
   },
   add_to_VCPUs_params_live(ctx: ApiContext, vm: string, key: string, value: string) {
-    return vms(ctx).addVcpusParamLive(ctx, vm, key, value);
+    return vms(ctx).live.addVcpusParamLive(ctx, vm, key, value);
   },
   set_memory_target_live(ctx: ApiContext, vm: string, target: number) {
-    return vms(ctx).setMemoryTargetLive(ctx, vm, target);
+    return vms(ctx).live.setMemoryTargetLive(ctx, vm, target);
   },
   set_shadow_multiplier_live(ctx: ApiContext, vm: string, multiplier: number) {
-    return vms(ctx).setShadowMultiplierLive(ctx, vm, multiplier);
+    return vms(ctx).live.setShadowMultiplierLive(ctx, vm, multiplier);
   },
   send_sysrq(ctx: ApiContext, vm: string, key: string) {
-    return vms(ctx).sysrq(ctx, vm, key);
+    return vms(ctx).live.sysrq(ctx, vm, key);
   },
   send_trigger(ctx: ApiContext, vm: string, trigger: string) {
-    return vms(ctx).trigger(ctx, vm, trigger);
+    return vms(ctx).live.trigger(ctx, vm, trigger);
   },
 
   // ---- questions ------------------------------------------------------------------------------------
 
   async get_boot_record(ctx: ApiContext, vm: string) {
     assertOperationValid(ctx.daemon.store, 'VM', vm, 'get_boot_record');
-    return vms(ctx).bootRecord(vm);
+    return vms(ctx).boot.bootRecord(vm);
   },
   maximise_memory(ctx: ApiContext, vm: string, total: number, approximate: boolean) {
     if (total < 0) fail('INVALID_VALUE', 'total', total);
@@ -179,7 +179,7 @@ export const vmHandlers: Record<string, Handler> = {
     const rec = ctx.daemon.store.get('VM', vm)!;
     memoryOf(rec);
     checkVcpus(rec);
-    await vms(ctx).assertCanBootHere(vm, host);
+    await vms(ctx).boot.assertCanBootHere(vm, host);
   },
   async get_possible_hosts(ctx: ApiContext, vm: string) {
     const rec = ctx.daemon.store.get('VM', vm)!;
@@ -188,7 +188,7 @@ export const vmHandlers: Record<string, Handler> = {
       try {
         memoryOf(rec);
         checkVcpus(rec);
-        await vms(ctx).assertCanBootHere(vm, host);
+        await vms(ctx).boot.assertCanBootHere(vm, host);
         out.push(host);
       } catch {
         /* not this one */

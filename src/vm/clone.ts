@@ -2,6 +2,7 @@
 // disks a template's other_config `disks` spec asks for. Disks go through the storage
 // layer (VDI clone, copy, create); what was made is removed again when a step fails.
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { CallContext, TaskHandle } from '../core/context.js';
@@ -11,7 +12,7 @@ import { createVif } from '../network/ops.js';
 import { NULL_REF, classes, enums } from '../datamodel/model.js';
 import type { VDIRecord, VMRecord } from '../datamodel/records.js';
 import { now } from '../core/datetime.js';
-import type { VmService } from './service.js';
+import type { VmState } from './state.js';
 
 /** Fields a new VM does not take from the one it is made from. */
 const NOT_COPIED = new Set([
@@ -32,7 +33,7 @@ interface Made {
   vm?: string;
 }
 
-async function undo(svc: VmService, ctx: CallContext, made: Made): Promise<void> {
+async function undo(svc: VmState, ctx: CallContext, made: Made): Promise<void> {
   const store = svc.store;
   for (const vif of made.vifs) if (store.exists('VIF', vif)) store.destroy('VIF', vif);
   for (const vbd of made.vbds) if (store.exists('VBD', vbd)) store.destroy('VBD', vbd);
@@ -45,7 +46,7 @@ async function undo(svc: VmService, ctx: CallContext, made: Made): Promise<void>
 }
 
 /** VM.clone (disks cloned in their SRs) and VM.copy (disks copied into `sr`, or each into its own SR when sr is NULL). */
-export function cloneVm(svc: VmService, ctx: CallContext, vm: string, newName: string, copyTo?: string): Promise<string> {
+export function cloneVm(svc: VmState, ctx: CallContext, vm: string, newName: string, copyTo?: string): Promise<string> {
   const op = copyTo === undefined ? 'clone' : 'copy';
   return svc.withOp(ctx, vm, op, async () => {
     const store = svc.store;
@@ -75,7 +76,7 @@ export function cloneVm(svc: VmService, ctx: CallContext, vm: string, newName: s
       if (src.power_state === 'Suspended' && src.suspend_VDI !== NULL_REF) suspendVdi = await newDisk(src.suspend_VDI, disks.length);
       ctx.task?.checkCancelled();
 
-      const other: Record<string, string> = { ...src.other_config, mac_seed: svc.newMacSeed() };
+      const other: Record<string, string> = { ...src.other_config, mac_seed: randomUUID() };
       delete other.default_template;
       delete other.xensource_internal;
       const rec: Record<string, unknown> = {};
@@ -157,7 +158,7 @@ function runPostinstall(script: string, vmUuid: string): Promise<void> {
 }
 
 /** VM.provision: the template's disks made, the template turned into a VM. */
-export function provisionVm(svc: VmService, ctx: CallContext, vm: string): Promise<void> {
+export function provisionVm(svc: VmState, ctx: CallContext, vm: string): Promise<void> {
   return svc.withOp(ctx, vm, 'provision', async () => {
     const store = svc.store;
     const rec = store.get('VM', vm)!;

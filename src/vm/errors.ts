@@ -49,3 +49,12 @@ export function vmError(e: unknown, vm: string, op: VmOp, device?: { type: strin
       return new XenApiError('INTERNAL_ERROR', [msg]);
   }
 }
+
+/** Runs a driver call (or steps built on one) with its failure mapped by vmError. */
+export async function withVmError<T>(vm: string, op: VmOp, fn: () => Promise<T>, device?: { type: string; ref: string }): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw vmError(e, vm, op, device);
+  }
+}

@@ -9,7 +9,7 @@ import type { VifHotplug } from '../network/service.js';
 import { vifBackendName } from '../network/names.js';
 import type { AttachedDisk, BlockDeviceDriver } from '../storage/service.js';
 import { diskSpecs, type DiskSource } from './config.js';
-import { vmError, type VmOp } from './errors.js';
+import { withVmError, type VmOp } from './errors.js';
 
 export class VmHotplug implements BlockDeviceDriver {
   /** The VIF side, as the network service expects it. */
@@ -36,11 +36,7 @@ export class VmHotplug implements BlockDeviceDriver {
   /** Runs a driver call for a device of the VM, its failure mapped to the operation's error. */
   private async device<T>(vm: string, op: VmOp, type: 'VBD' | 'VIF', ref: string, fn: (domid: number) => Promise<T>): Promise<T> {
     const domid = this.runningDomid(vm);
-    try {
-      return await fn(domid);
-    } catch (e) {
-      throw vmError(e, vm, op, { type, ref });
-    }
+    return withVmError(vm, op, () => fn(domid), { type, ref });
   }
 
   // ---- BlockDeviceDriver ----------------------------------------------------------------
