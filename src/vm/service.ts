@@ -7,11 +7,13 @@
 //   events   domain changes the guest made itself, actions_after_* (domain-events.ts)
 //   records  the bookkeeping of domains starting and stopping (records.ts)
 //   metrics  host_metrics, VM_metrics and VM_guest_metrics (metrics.ts)
+//   lifecycle  create/destroy, clone/copy/provision, setters, host and memory questions (lifecycle.ts)
 // plus the reconciliation at start (reconcile.ts). The API layer calls the parts directly.
 // This file makes them, and opens and closes the service.
 import { ensureDefaultTemplates } from './templates.js';
 import { VmBoot } from './boot.js';
 import { VmDomainEvents } from './domain-events.js';
+import { VmLifecycle } from './lifecycle.js';
 import { VmLive } from './live.js';
 import { VmMetrics } from './metrics.js';
 import { VmPower } from './power.js';
@@ -28,6 +30,7 @@ export class VmService {
   readonly power: VmPower;
   readonly live: VmLive;
   readonly events: VmDomainEvents;
+  readonly lifecycle: VmLifecycle;
   private unsubscribe?: () => void;
 
   constructor(opts: VmServiceDeps) {
@@ -40,6 +43,7 @@ export class VmService {
     this.power = new VmPower(this.state, this.records, this.boot);
     this.live = new VmLive(this.state, this.metrics);
     this.events = new VmDomainEvents(this.state, this.records, this.metrics, this.boot);
+    this.lifecycle = new VmLifecycle(this.state, this.boot);
   }
 
   async open(): Promise<void> {
