@@ -347,7 +347,7 @@ export class SimulatorDriver implements Driver {
     else if (trigger === 'power') this.clock.later(SIM_TIMINGS.shutdownRun, () => this.guest.stop(d, 'poweroff'));
   }
 
-  // ---- devices (devices.ts) ---------------------------------------------------------
+  // ---- devices (devices.ts) ------------------------------------------------------
 
   attachDisk(domid: number, disk: DiskSpec): Promise<void> {
     return this.devices.attachDisk(domid, disk);
@@ -393,7 +393,7 @@ export class SimulatorDriver implements Driver {
     return this.xs.watch(path, listener);
   }
 
-  // ---- console (console.ts) --------------------------------------------------------
+  // ---- console (console.ts) ------------------------------------------------------
 
   async console(domid: number): Promise<ConsoleStream> {
     return this.consoles.open(this.state.get(domid, `console ${domid}`));
