@@ -3,18 +3,18 @@
 // set to preserve; the change feed comes from xenstore's @introduceDomain and
 // @releaseDomain watches plus a periodic `xl list -v`, so shutdowns, reboots and
 // crashes are seen and left for xapid to act on.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import {
   DriverError, type ConsoleStream, type DiskSpec, type DomainConfig, type DomainEvent, type DomainInfo,
   type Driver, type HostFacts, type NicSpec,
 } from '../driver.js';
 import { DomainFeed } from '../feed.js';
+import { openConsole } from './console.js';
 import { renderXlConfig, diskSpec, nicSpec, VIF_SCRIPT } from './config.js';
 import { spawnRunner, type Runner } from './exec.js';
-import { parseXenstoreLs, parseXlInfo, parseXlListLong, parseXlListVerbose, type ListedDomain } from './parse.js';
+import { parseXlInfo, parseXlListLong, parseXlListVerbose, type ListedDomain } from './parse.js';
+import { XenstoreTools } from './xenstore.js';
 
 const MiB = 1024 * 1024;
 
@@ -71,7 +71,7 @@ export class XlDriver implements Driver {
   private readonly buildMs: number;
   private readonly vifScript: string;
   private readonly feed = new DomainFeed();
-  private readonly watchers = new Set<ChildProcess>();
+  private readonly xenstore: XenstoreTools;
   private known = new Map<number, DomainInfo>();
   private readonly details = new Map<number, Details>();
   private poller?: NodeJS.Timeout;
@@ -85,10 +85,7 @@ export class XlDriver implements Driver {
     this.cmdMs = opts.commandTimeoutMs ?? 120_000;
     this.buildMs = opts.buildTimeoutMs ?? 300_000;
     this.vifScript = opts.vifScript ?? defaultVifScript(opts.log);
-  }
-
-  private xs(tool: string): string {
-    return this.opts.xenstoreBin ? path.join(this.opts.xenstoreBin, tool) : tool;
+    this.xenstore = new XenstoreTools({ bin: opts.xenstoreBin, run: this.run, timeoutMs: this.cmdMs, log: opts.log });
   }
 
   private xlRun(args: string[], timeoutMs = this.cmdMs, input?: string) {
@@ -101,7 +98,7 @@ export class XlDriver implements Driver {
     mkdirSync(this.opts.configDir, { recursive: true, mode: 0o700 });
     await this.host(); // fails clearly when xl cannot reach Xen
     await this.rescan();
-    for (const special of ['@introduceDomain', '@releaseDomain']) this.startWatch(special, () => this.scheduleRescan());
+    for (const special of ['@introduceDomain', '@releaseDomain']) this.xenstore.watch(special, () => this.scheduleRescan());
     const poll = () => {
       this.poller = setTimeout(() => {
         void this.rescan().finally(() => !this.closed && poll());
@@ -114,24 +111,8 @@ export class XlDriver implements Driver {
   async close(): Promise<void> {
     this.closed = true;
     if (this.poller) clearTimeout(this.poller);
-    for (const c of this.watchers) c.kill('SIGTERM');
-    this.watchers.clear();
+    this.xenstore.close();
     await this.scanning;
-  }
-
-  /** A long-running xenstore-watch; each line it prints is a changed path. */
-  private startWatch(p: string, onLine: (path: string) => void): () => void {
-    const child = spawn(this.xs('xenstore-watch'), [p], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.watchers.add(child);
-    child.on('error', (e) => this.opts.log?.('xenstore-watch failed', { path: p, err: e.message }));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (!this.closed) onLine(line.trim());
-    });
-    child.on('exit', () => this.watchers.delete(child));
-    return () => {
-      this.watchers.delete(child);
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    };
   }
 
   // ---- the change feed -----------------------------------------------------------------
@@ -287,7 +268,7 @@ export class XlDriver implements Driver {
     const key = `/local/domain/${domid}/control/shutdown`;
     const deadline = Date.now() + ackTimeoutMs;
     for (;;) {
-      const v = await this.xenstoreRead(key).catch(() => undefined);
+      const v = await this.xenstore.read(key).catch(() => undefined);
       if (!v) return;
       const i = await this.info(domid);
       if (!i || i.state !== 'running') return;
@@ -386,61 +367,31 @@ export class XlDriver implements Driver {
     else await this.xlRun(['cd-eject', String(domid), vdev]);
   }
 
-  // ---- xenstore ------------------------------------------------------------------------------------
+  // ---- xenstore (xenstore.ts) ----------------------------------------------------------------------
 
-  async xenstoreRead(p: string): Promise<string | undefined> {
-    try {
-      return (await this.run(this.xs('xenstore-read'), [p], { timeoutMs: this.cmdMs })).stdout.replace(/\n$/, '');
-    } catch (e) {
-      if (e instanceof DriverError && e.kind !== 'timeout' && /no such file|enoent|could not read/i.test(e.detail.stderr ?? '')) return undefined;
-      throw e;
-    }
+  xenstoreRead(p: string): Promise<string | undefined> {
+    return this.xenstore.read(p);
   }
 
-  async xenstoreWrite(p: string, value: string): Promise<void> {
-    await this.run(this.xs('xenstore-write'), [p, value], { timeoutMs: this.cmdMs });
+  xenstoreWrite(p: string, value: string): Promise<void> {
+    return this.xenstore.write(p, value);
   }
 
-  async xenstoreList(p: string): Promise<Record<string, string>> {
-    try {
-      return parseXenstoreLs((await this.run(this.xs('xenstore-ls'), ['-f', p], { timeoutMs: this.cmdMs })).stdout, p);
-    } catch (e) {
-      if (e instanceof DriverError && /no such file|enoent/i.test(e.detail.stderr ?? '')) return {};
-      throw e;
-    }
+  xenstoreList(p: string): Promise<Record<string, string>> {
+    return this.xenstore.list(p);
   }
 
-  async xenstoreRemove(p: string): Promise<void> {
-    await this.run(this.xs('xenstore-rm'), [p], { timeoutMs: this.cmdMs });
+  xenstoreRemove(p: string): Promise<void> {
+    return this.xenstore.remove(p);
   }
 
   xenstoreWatch(p: string, listener: (path: string) => void): () => void {
-    return this.startWatch(p, listener);
+    return this.xenstore.watch(p, listener);
   }
 
-  // ---- console ---------------------------------------------------------------------------------------
+  // ---- console (console.ts) --------------------------------------------------------------------------
 
-  async console(domid: number): Promise<ConsoleStream> {
-    const child = spawn(this.xl, ['console', '-t', 'pv', String(domid)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const listeners = new Set<(t: string) => void>();
-    const errors: string[] = [];
-    child.stdout!.on('data', (b: Buffer) => {
-      for (const l of listeners) l(b.toString('utf8'));
-    });
-    child.stderr!.on('data', (b: Buffer) => errors.push(b.toString('utf8')));
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', () => resolve());
-      child.once('error', (e) => reject(new DriverError('failed', `xl console ${domid}: ${e.message}`, { command: `xl console ${domid}` })));
-    });
-    return {
-      onData: (l) => listeners.add(l),
-      write: (t) => {
-        child.stdin!.write(t);
-      },
-      close: () => {
-        listeners.clear();
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      },
-    };
+  console(domid: number): Promise<ConsoleStream> {
+    return openConsole(this.xl, domid);
   }
 }
