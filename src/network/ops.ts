@@ -11,9 +11,15 @@ import { XenApiError, fail } from '../core/errors.js';
 import { createObject, destroyObject } from '../db/objects.js';
 import { defineOperations, runOperation, updateAllowedOperations } from '../core/operations.js';
 import { IpError } from './ip.js';
-import { Undo } from './host.js';
+import type { Undo } from './host.js';
 import { bridgeForDevice, macFromSeed, networkLabelForDevice, prefixOfNetmask, randomMac, validIfName, validIPv4, validMac, vlanDeviceName } from './names.js';
-import { bondOptions, describe, ipPlanOf, natural, type IpPlan, type NetworkService, type PifPlan } from './service.js';
+import { natural } from './names.js';
+import { bondOptions, bondPlanOf, ipPlanOf, planOf, type IpPlan, type PifPlan } from './plans.js';
+import { applyIp, realize, unrealize } from './realize.js';
+import { refreshMetrics } from './metrics.js';
+import { introduceNic, nics } from './discovery.js';
+import { describe, takenMacs } from './state.js';
+import type { NetworkService } from './service.js';
 import { awaitLease } from './leases.js';
 
 // ---- operations (allowed_operations / current_operations) ---------------------------
@@ -127,12 +133,12 @@ export function plugPif(svc: NetworkService, ref: string): Promise<void> {
     if (p.bond_slave_of !== NULL_REF) fail('CANNOT_PLUG_BOND_SLAVE', ref);
     const undo = svc.undo();
     try {
-      await svc.realize(svc.planOf(ref), undo);
+      await realize(svc, planOf(svc, ref), undo);
     } catch (e) {
       await hostFailure(svc, undo, e, pifError(ref));
     }
     if (!p.currently_attached) svc.store.update('PIF', ref, { currently_attached: true });
-    await svc.refreshMetrics().catch(() => undefined);
+    await refreshMetrics(svc).catch(() => undefined);
     await awaitLease(svc, ref);
   });
 }
@@ -143,12 +149,12 @@ export function unplugPif(svc: NetworkService, ref: string): Promise<void> {
     if (p.management) fail('PIF_IS_MANAGEMENT_INTERFACE', ref);
     if (!p.currently_attached) return;
     try {
-      await svc.unrealize(svc.planOf(ref), { keepNicUp: svc.hasAttachedVlan(p) });
+      await unrealize(svc, planOf(svc, ref), { keepNicUp: svc.hasAttachedVlan(p) });
     } catch (e) {
       await hostFailure(svc, svc.undo(), e, pifError(ref));
     }
     svc.store.update('PIF', ref, { currently_attached: false });
-    await svc.refreshMetrics().catch(() => undefined);
+    await refreshMetrics(svc).catch(() => undefined);
   });
 }
 
@@ -175,10 +181,10 @@ export function reconfigureIp(svc: NetworkService, ref: string, mode: IpPlan['mo
       try {
         // No DHCP client to run is an error here, before anything changes.
         if (mode === 'DHCP') svc.dhcp?.tools();
-        await svc.applyIp({ mode, IP, netmask, gateway, management: p.management }, bridge);
+        await applyIp(svc, { mode, IP, netmask, gateway, management: p.management }, bridge);
       } catch (e) {
         const undo = svc.undo();
-        undo.push('restore the previous IP configuration', () => svc.applyIp(ipPlanOf(p), bridge));
+        undo.push('restore the previous IP configuration', () => applyIp(svc, ipPlanOf(p), bridge));
         await hostFailure(svc, undo, e, pifError(ref));
       }
     }
@@ -203,23 +209,22 @@ export function introducePif(svc: NetworkService, host: string, MAC: string, dev
       const network = svc.networkForBridge(bridgeForDevice(device), networkLabelForDevice(device));
       return svc.createPif({ device, network, host, MAC: mac, MTU: 1500, physical: true, currently_attached: false });
     }
-    const nics = await svc.nics();
-    const nic = nics.find((n) => n.mac === mac);
+    const nic = (await nics(svc)).find((n) => n.mac === mac);
     if (!nic) fail('MAC_DOES_NOT_EXIST', mac);
     if (nic.device !== device) fail('PIF_DEVICE_NOT_FOUND');
-    return svc.introduceNic(nic, { management: false, plugPolicy: svc.mode === 'host' ? 'safe' : 'always' });
+    return introduceNic(svc, nic, { management: false, plugPolicy: svc.mode === 'host' ? 'safe' : 'always' });
   });
 }
 
 export function scanPifs(svc: NetworkService): Promise<void> {
   return svc.exclusive(async () => {
     const known = new Set(svc.localPifs().filter(([, p]) => p.physical).map(([, p]) => p.device));
-    for (const nic of await svc.nics()) {
+    for (const nic of await nics(svc)) {
       if (known.has(nic.device)) continue;
-      await svc.introduceNic(nic, { management: false, plugPolicy: svc.mode === 'host' ? 'safe' : 'always' });
+      await introduceNic(svc, nic, { management: false, plugPolicy: svc.mode === 'host' ? 'safe' : 'always' });
       svc.log.info({ device: nic.device }, 'PIF.scan found a new NIC');
     }
-    await svc.refreshMetrics();
+    await refreshMetrics(svc);
   });
 }
 
@@ -233,7 +238,7 @@ export function forgetPif(svc: NetworkService, ref: string): Promise<void> {
     if (svc.isBondMaster(p)) return removeBond(svc, p.bond_master_of[0]!);
     if (p.currently_attached) {
       try {
-        await svc.unrealize(svc.planOf(ref));
+        await unrealize(svc, planOf(svc, ref));
       } catch (e) {
         await hostFailure(svc, svc.undo(), e, pifError(ref));
       }
@@ -288,11 +293,11 @@ async function addVlan(svc: NetworkService, taggedRef: string, tag: number, netw
   const plan: PifPlan = {
     bridge: svc.bridgeOf(network),
     ip: { mode: 'None', IP: '', netmask: '', gateway: '', management: false },
-    vlan: { device: vlanDeviceName(tagged.device, tag), lower: tagged.device, tag, lowerBond: svc.isBondMaster(tagged) ? svc.bondPlanOf(taggedRef) : undefined },
+    vlan: { device: vlanDeviceName(tagged.device, tag), lower: tagged.device, tag, lowerBond: svc.isBondMaster(tagged) ? bondPlanOf(svc, taggedRef) : undefined },
   };
   const undo = svc.undo();
   try {
-    await svc.realize(plan, undo);
+    await realize(svc, plan, undo);
   } catch (e) {
     await hostFailure(svc, undo, e, pifError(taggedRef));
   }
@@ -324,7 +329,7 @@ async function removeVlan(svc: NetworkService, ref: string): Promise<void> {
   if (p?.management) fail('PIF_IS_MANAGEMENT_INTERFACE', untagged);
   if (p) {
     try {
-      await svc.unrealize(svc.planOf(untagged));
+      await unrealize(svc, planOf(svc, untagged));
     } catch (e) {
       await hostFailure(svc, svc.undo(), e, pifError(untagged));
     }
@@ -389,11 +394,11 @@ export function createBond(svc: NetworkService, network: string, members: string
       // Members leave their own bridges first (and get them back if anything fails).
       for (const [ref, p] of recs) {
         if (!p.currently_attached) continue;
-        const own = svc.planOf(ref);
-        await svc.unrealize(own);
-        undo.push(`plug ${p.device} back onto ${own.bridge}`, () => svc.realize(own, svc.undo()));
+        const own = planOf(svc, ref);
+        await unrealize(svc, own);
+        undo.push(`plug ${p.device} back onto ${own.bridge}`, () => realize(svc, own, svc.undo()));
       }
-      await svc.realize(plan, undo);
+      await realize(svc, plan, undo);
     } catch (e) {
       await hostFailure(svc, undo, e, pifError(members[0]!));
     }
@@ -432,17 +437,17 @@ async function removeBond(svc: NetworkService, ref: string): Promise<void> {
   // The member with the bond's MAC (else the first by name) takes the IP configuration back.
   const slaves = bond.slaves.map((s) => [s, svc.pif(s)] as [string, PIFRecord]).sort(([, a], [, b]) => natural(a.device, b.device));
   const primary = (slaves.find(([, p]) => p.MAC === master.MAC) ?? slaves[0])?.[0];
-  const bondPlan = svc.planOf(masterRef);
+  const bondPlan = planOf(svc, masterRef);
   const undo = svc.undo();
   try {
     if (master.currently_attached) {
-      await svc.unrealize(bondPlan);
-      undo.push(`rebuild ${master.device}`, () => svc.realize(bondPlan, svc.undo()));
+      await unrealize(svc, bondPlan);
+      undo.push(`rebuild ${master.device}`, () => realize(svc, bondPlan, svc.undo()));
     }
     for (const [s, p] of slaves) {
       const own: PifPlan = { pif: s, bridge: svc.bridgeOf(p.network), ip: s === primary ? { ...ipPlanOf(master) } : ipPlanOf({ ...p, ip_configuration_mode: 'None' }), physical: { device: p.device } };
-      await svc.realize(own, undo);
-      undo.push(`take ${p.device} off ${own.bridge}`, () => svc.unrealize(own));
+      await realize(svc, own, undo);
+      undo.push(`take ${p.device} off ${own.bridge}`, () => unrealize(svc, own));
     }
   } catch (e) {
     await hostFailure(svc, undo, e, pifError(masterRef));
@@ -495,12 +500,6 @@ export function createVif(store: ObjectStore, rec: ApiRecord): string {
     updateAllowedOperations(store, 'VIF', ref);
     return ref;
   });
-}
-
-function takenMacs(store: ObjectStore): Set<string> {
-  const out = new Set<string>();
-  for (const cls of ['PIF', 'VIF']) for (const rec of store.allRecords(cls).values()) out.add(String(rec.MAC).toLowerCase());
-  return out;
 }
 
 export function destroyVif(store: ObjectStore, ref: string): void {
