@@ -128,19 +128,19 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
   // VM service uses those.
   const hotplug = new VmHotplug(store, driver);
   const storage = new StorageService({ store, log, hostRef, stateDir: cfg.stateDir, devices: hotplug });
+  const network = new NetworkService({
+    store, log, hostRef, stateDir: cfg.stateDir, hotplug: hotplug.vifs,
+    mode: cfg.networkMode ?? defaultNetworkMode(driver.name), netns: cfg.netns, simNics: cfg.simNics,
+  });
   // The VM service reads the operations a previous run left behind before anything clears them.
-  let network: NetworkService | undefined;
   let vms: VmService | undefined;
   const stopServices = async () => {
     await vms?.close();
-    await network?.stop();
+    await network.stop();
     store.close();
   };
   try {
-    network = await NetworkService.start({
-      store, log, hostRef, stateDir: cfg.stateDir, hotplug: hotplug.vifs,
-      mode: cfg.networkMode ?? defaultNetworkMode(driver.name), netns: cfg.netns, simNics: cfg.simNics,
-    });
+    await network.start();
     vms = new VmService({
       store, log, hostRef, poolRef, driver, storage, network, records: xmlRecordCodec, stateDir: cfg.stateDir,
       shutdownTimeoutMs: (cfg.shutdownTimeoutSec ?? 1200) * 1000,

@@ -5,11 +5,11 @@
 // as xapi waits for dhclient, but no lease is no error: the address comes later.
 import type { PIFRecord } from '../datamodel/records.js';
 import { netmaskOfPrefix } from './names.js';
-import type { NetworkService } from './service.js';
+import type { NetworkState } from './state.js';
 
 /** Writes the leases of this host's attached DHCP PIFs to their records (and, in host
  * mode, the management PIF's to the host's address) where they differ. */
-export function recordLeases(svc: NetworkService): void {
+export function recordLeases(svc: NetworkState): void {
   const dhcp = svc.dhcp;
   if (!dhcp) return;
   const changes: Array<[string, Partial<PIFRecord>]> = [];
@@ -40,7 +40,7 @@ export function recordLeases(svc: NetworkService): void {
 
 /** Waits (at most svc.dhcpWaitMs) until the client of a DHCP PIF holds a lease or has
  * gone through a round of discovery without one; the outcome is only logged. */
-export async function awaitLease(svc: NetworkService, pif: string): Promise<void> {
+export async function awaitLease(svc: NetworkState, pif: string): Promise<void> {
   const p = svc.store.get('PIF', pif);
   if (!svc.dhcp || !p || p.ip_configuration_mode !== 'DHCP' || !p.currently_attached) return;
   const bridge = svc.bridgeOf(p.network);

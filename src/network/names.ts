@@ -1,4 +1,4 @@
-// Names and addresses: bridge and device naming, MAC addresses (validation,
+// Names and addresses: bridge and device naming and order, MAC addresses (validation,
 // generation from a VM's mac_seed, random locally administered ones) and IPv4
 // address/netmask checks.
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,6 +14,9 @@ export function validIfName(name: string): boolean {
 function shortHash(s: string, n: number): string {
   return createHash('sha256').update(s).digest('hex').slice(0, n);
 }
+
+/** Device names in natural order: eth2 before eth10. */
+export const natural = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
 
 /** The bridge of a NIC's own network: ethN → xenbrN, any other device D → brD. */
 export function bridgeForDevice(device: string): string {

@@ -1,12 +1,13 @@
-// Network modes, and the namespace xapid works in when it does not manage a real Xen
-// host: its name (from the state directory), creation and removal, and the stand-in
-// NICs that play the part of physical ones inside it.
+// Network modes (and which one a start gets), and the namespace xapid works in when it
+// does not manage a real Xen host: its name (from the state directory), creation and
+// removal, and the stand-in NICs that play the part of physical ones inside it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { IpError, type IpRunner } from './ip.js';
+import type { Logger } from 'pino';
+import { IpError, IpRunner } from './ip.js';
 import { ALIAS } from './host.js';
 import { IFNAME_MAX } from './names.js';
 
@@ -21,6 +22,50 @@ export const NETWORK_MODES: readonly NetworkMode[] = ['host', 'namespace', 'none
 /** The host's networking is touched only for a real Xen host driven by the xl driver. */
 export function defaultNetworkMode(driver?: string): NetworkMode {
   return driver === 'xl' ? 'host' : 'namespace';
+}
+
+/** Where a start works: the mode it gets, the namespace (whether xapid owns it, and
+ * whether it was made just now). A mode that cannot be had falls back to none. */
+export interface ModeChoice {
+  mode: NetworkMode;
+  netns?: string;
+  owns: boolean;
+  fresh: boolean;
+}
+
+export async function chooseMode(o: { mode: NetworkMode; netns?: string; stateDir: string; timeoutMs: number }, log: Logger): Promise<ModeChoice> {
+  if (o.mode === 'namespace') {
+    const netns = o.netns ?? namespaceName(o.stateDir);
+    if (o.netns) {
+      if (!namespaceExists(netns)) throw new Error(`the network namespace ${netns} given with --netns does not exist`);
+      log.info({ netns }, 'network changes happen in the given network namespace');
+      return { mode: 'namespace', netns, owns: false, fresh: false };
+    }
+    if (namespaceExists(netns)) {
+      log.info({ netns }, 'network namespace found again: network changes happen inside it');
+      return { mode: 'namespace', netns, owns: true, fresh: false };
+    }
+    try {
+      await IpRunner.netnsAdd(netns, o.timeoutMs);
+      log.info({ netns }, 'network namespace created: network changes happen inside it, the host\'s interfaces are not touched');
+      return { mode: 'namespace', netns, owns: true, fresh: true };
+    } catch (e) {
+      log.warn({ err: e instanceof IpError ? e.detail : String(e), netns }, 'could not create a network namespace (no rights?): network changes are kept in the database only');
+      return { mode: 'none', owns: false, fresh: false };
+    }
+  }
+  if (o.mode === 'host') {
+    try {
+      await new IpRunner({ timeoutMs: o.timeoutMs }).links();
+      log.warn('network mode host: xapid changes this machine\'s own interfaces');
+      return { mode: 'host', owns: false, fresh: false };
+    } catch (e) {
+      log.error({ err: e instanceof IpError ? e.detail : String(e) }, 'cannot use iproute2 on this host: network changes are kept in the database only');
+      return { mode: 'none', owns: false, fresh: false };
+    }
+  }
+  log.info('network mode none: network changes are kept in the database only');
+  return { mode: 'none', owns: false, fresh: false };
 }
 
 /** The namespace a daemon owns: fixed for its state directory, so a restart finds it. */

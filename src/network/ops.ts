@@ -1,20 +1,21 @@
 // The networking messages: checks first (each refusal a precise XenAPI error, before
 // anything changes), then the host (every step undone if a later one fails), then
 // the database in one transaction. Host failures become PIF_CONFIGURATION_ERROR (or
-// the closest code for networks and VIFs) with the iproute2 message.
-import { classes, NULL_REF } from '../datamodel/model.js';
+// the closest code for networks and VIFs) with the iproute2 message. This file has
+// networks and VIFs and what the others share; PIFs are in ./pif-ops.ts, VLANs and
+// bonds in ./vlan-bond.ts.
+import { classes } from '../datamodel/model.js';
 import type { ApiRecord } from '../db/store.js';
 import type { ObjectStore } from '../db/store.js';
-import type { PIFRecord } from '../datamodel/records.js';
 import type { CallContext } from '../core/context.js';
 import { XenApiError, fail } from '../core/errors.js';
 import { createObject, destroyObject } from '../db/objects.js';
 import { defineOperations, runOperation, updateAllowedOperations } from '../core/operations.js';
 import { IpError } from './ip.js';
-import { Undo } from './host.js';
-import { bridgeForDevice, macFromSeed, networkLabelForDevice, prefixOfNetmask, randomMac, validIfName, validIPv4, validMac, vlanDeviceName } from './names.js';
-import { bondOptions, describe, ipPlanOf, natural, type IpPlan, type NetworkService, type PifPlan } from './service.js';
-import { awaitLease } from './leases.js';
+import type { Undo } from './host.js';
+import { macFromSeed, randomMac, validIfName, validMac } from './names.js';
+import { describe, takenMacs } from './state.js';
+import type { NetworkService } from './service.js';
 
 // ---- operations (allowed_operations / current_operations) ---------------------------
 
@@ -49,7 +50,7 @@ function assertRequired(cls: string, rec: ApiRecord): void {
 }
 
 /** Undoes the host steps and turns a host failure into a XenAPI error. */
-async function hostFailure(svc: NetworkService, undo: Undo, e: unknown, code: (detail: string) => XenApiError): Promise<never> {
+export async function hostFailure(svc: NetworkService, undo: Undo, e: unknown, code: (detail: string) => XenApiError): Promise<never> {
   await undo.run();
   if (e instanceof XenApiError) throw e;
   if (e instanceof IpError) {
@@ -59,9 +60,9 @@ async function hostFailure(svc: NetworkService, undo: Undo, e: unknown, code: (d
   throw e;
 }
 
-const pifError = (pif: string) => (detail: string) => new XenApiError('PIF_CONFIGURATION_ERROR', [pif, detail]);
+export const pifError = (pif: string) => (detail: string) => new XenApiError('PIF_CONFIGURATION_ERROR', [pif, detail]);
 
-function localPifOnNetwork(svc: NetworkService, network: string, host: string): string | undefined {
+export function localPifOnNetwork(svc: NetworkService, network: string, host: string): string | undefined {
   return svc.store.field('network', network, 'PIFs')?.find((p) => svc.store.field('PIF', p, 'host') === host);
 }
 
@@ -119,347 +120,6 @@ export function destroyNetwork(svc: NetworkService, ctx: CallContext, ref: strin
   });
 }
 
-// ---- PIF ----------------------------------------------------------------------------
-
-export function plugPif(svc: NetworkService, ref: string): Promise<void> {
-  return svc.exclusive(async () => {
-    const p = svc.pif(ref);
-    if (p.bond_slave_of !== NULL_REF) fail('CANNOT_PLUG_BOND_SLAVE', ref);
-    const undo = svc.undo();
-    try {
-      await svc.realize(svc.planOf(ref), undo);
-    } catch (e) {
-      await hostFailure(svc, undo, e, pifError(ref));
-    }
-    if (!p.currently_attached) svc.store.update('PIF', ref, { currently_attached: true });
-    await svc.refreshMetrics().catch(() => undefined);
-    await awaitLease(svc, ref);
-  });
-}
-
-export function unplugPif(svc: NetworkService, ref: string): Promise<void> {
-  return svc.exclusive(async () => {
-    const p = svc.pif(ref);
-    if (p.management) fail('PIF_IS_MANAGEMENT_INTERFACE', ref);
-    if (!p.currently_attached) return;
-    try {
-      await svc.unrealize(svc.planOf(ref), { keepNicUp: svc.hasAttachedVlan(p) });
-    } catch (e) {
-      await hostFailure(svc, svc.undo(), e, pifError(ref));
-    }
-    svc.store.update('PIF', ref, { currently_attached: false });
-    await svc.refreshMetrics().catch(() => undefined);
-  });
-}
-
-/** Checks an IP configuration as xapi does: Static needs an address and netmask; any
- * non-empty address, netmask or gateway must be valid. */
-export function checkIpConfig(mode: string, IP: string, netmask: string, gateway: string): void {
-  if (mode === 'Static') {
-    if (!validIPv4(IP)) fail('INVALID_IP_ADDRESS_SPECIFIED', 'IP');
-    if (prefixOfNetmask(netmask) === undefined) fail('INVALID_IP_ADDRESS_SPECIFIED', 'netmask');
-  }
-  if (IP !== '' && !validIPv4(IP)) fail('INVALID_IP_ADDRESS_SPECIFIED', 'IP');
-  if (netmask !== '' && prefixOfNetmask(netmask) === undefined) fail('INVALID_IP_ADDRESS_SPECIFIED', 'netmask');
-  if (gateway !== '' && !validIPv4(gateway)) fail('INVALID_IP_ADDRESS_SPECIFIED', 'gateway');
-}
-
-export function reconfigureIp(svc: NetworkService, ref: string, mode: IpPlan['mode'], IP: string, netmask: string, gateway: string, DNS: string): Promise<void> {
-  return svc.exclusive(async () => {
-    const p = svc.pif(ref);
-    checkIpConfig(mode, IP, netmask, gateway);
-    if (mode === 'None' && p.management) fail('PIF_IS_MANAGEMENT_INTERFACE', ref);
-    if (p.bond_slave_of !== NULL_REF) fail('PIF_ALREADY_BONDED', ref);
-    if (p.currently_attached) {
-      const bridge = svc.bridgeOf(p.network);
-      try {
-        // No DHCP client to run is an error here, before anything changes.
-        if (mode === 'DHCP') svc.dhcp?.tools();
-        await svc.applyIp({ mode, IP, netmask, gateway, management: p.management }, bridge);
-      } catch (e) {
-        const undo = svc.undo();
-        undo.push('restore the previous IP configuration', () => svc.applyIp(ipPlanOf(p), bridge));
-        await hostFailure(svc, undo, e, pifError(ref));
-      }
-    }
-    svc.store.tx(() => {
-      svc.store.update('PIF', ref, { ip_configuration_mode: mode, IP, netmask, gateway, DNS });
-      if (p.management && mode === 'Static' && svc.mode === 'host') svc.store.update('host', p.host, { address: IP });
-    });
-    // DHCP: the call returns with the first lease, or without one once the client has
-    // tried for a while (no error, as in xapi: the address comes later).
-    await awaitLease(svc, ref);
-  });
-}
-
-export function introducePif(svc: NetworkService, host: string, MAC: string, device: string): Promise<string> {
-  return svc.exclusive(async () => {
-    const mac = MAC.toLowerCase();
-    if (!validMac(mac)) fail('MAC_INVALID', MAC);
-    if (!validIfName(device)) fail('INVALID_VALUE', 'device', device);
-    if (svc.localPifs().some(([, p]) => p.device === device && p.host === host)) fail('DUPLICATE_PIF_DEVICE_NAME', device);
-    if (!svc.host.live) {
-      // Database only: nothing to look the NIC up in.
-      const network = svc.networkForBridge(bridgeForDevice(device), networkLabelForDevice(device));
-      return svc.createPif({ device, network, host, MAC: mac, MTU: 1500, physical: true, currently_attached: false });
-    }
-    const nics = await svc.nics();
-    const nic = nics.find((n) => n.mac === mac);
-    if (!nic) fail('MAC_DOES_NOT_EXIST', mac);
-    if (nic.device !== device) fail('PIF_DEVICE_NOT_FOUND');
-    return svc.introduceNic(nic, { management: false, plugPolicy: svc.mode === 'host' ? 'safe' : 'always' });
-  });
-}
-
-export function scanPifs(svc: NetworkService): Promise<void> {
-  return svc.exclusive(async () => {
-    const known = new Set(svc.localPifs().filter(([, p]) => p.physical).map(([, p]) => p.device));
-    for (const nic of await svc.nics()) {
-      if (known.has(nic.device)) continue;
-      await svc.introduceNic(nic, { management: false, plugPolicy: svc.mode === 'host' ? 'safe' : 'always' });
-      svc.log.info({ device: nic.device }, 'PIF.scan found a new NIC');
-    }
-    await svc.refreshMetrics();
-  });
-}
-
-export function forgetPif(svc: NetworkService, ref: string): Promise<void> {
-  return svc.exclusive(async () => {
-    const p = svc.pif(ref);
-    if (p.management) fail('PIF_IS_MANAGEMENT_INTERFACE', ref);
-    if (p.VLAN_slave_of.length) fail('PIF_VLAN_STILL_EXISTS', ref);
-    if (p.bond_slave_of !== NULL_REF) fail('PIF_ALREADY_BONDED', ref);
-    if (svc.isVlanPif(p)) return removeVlan(svc, p.VLAN_master_of);
-    if (svc.isBondMaster(p)) return removeBond(svc, p.bond_master_of[0]!);
-    if (p.currently_attached) {
-      try {
-        await svc.unrealize(svc.planOf(ref));
-      } catch (e) {
-        await hostFailure(svc, svc.undo(), e, pifError(ref));
-      }
-    }
-    svc.destroyPif(ref);
-  });
-}
-
-export function destroyPif(svc: NetworkService, ref: string): Promise<void> {
-  return svc.exclusive(async () => {
-    const p = svc.pif(ref);
-    if (!svc.isVlanPif(p)) fail('PIF_IS_PHYSICAL', ref);
-    return removeVlan(svc, p.VLAN_master_of);
-  });
-}
-
-// ---- VLAN ---------------------------------------------------------------------------
-
-export function createVlan(svc: NetworkService, tagged: string, tag: number, network: string): Promise<string> {
-  return svc.exclusive(() => addVlan(svc, tagged, tag, network));
-}
-
-/** PIF.create_VLAN: the VLAN goes on the host's untagged PIF of that device. */
-export function createVlanOnDevice(svc: NetworkService, device: string, network: string, host: string, tag: number): Promise<string> {
-  return svc.exclusive(async () => {
-    checkTag(tag);
-    const onHost = svc.localPifs().filter(([, p]) => p.host === host);
-    if (onHost.some(([, p]) => p.device === device && p.VLAN === tag)) fail('PIF_VLAN_EXISTS', device);
-    const candidates = onHost.filter(([, p]) => p.device === device && p.VLAN === -1);
-    if (candidates.length !== 1) fail('INVALID_VALUE', 'device', device);
-    const vlan = await addVlan(svc, candidates[0]![0], tag, network);
-    return svc.store.field('VLAN', vlan, 'untagged_PIF')!;
-  });
-}
-
-function checkTag(tag: number): void {
-  if (!Number.isInteger(tag) || tag < 0 || tag > 4094) fail('VLAN_TAG_INVALID', tag);
-}
-
-async function addVlan(svc: NetworkService, taggedRef: string, tag: number, network: string): Promise<string> {
-  const store = svc.store;
-  checkTag(tag);
-  const tagged = svc.pif(taggedRef);
-  if (!store.exists('network', network)) fail('HANDLE_INVALID', 'network', network);
-  if (svc.isVlanPif(tagged) || tagged.VLAN >= 0) fail('PIF_IS_VLAN', taggedRef);
-  if (tagged.bond_slave_of !== NULL_REF) fail('CANNOT_ADD_VLAN_TO_BOND_SLAVE', taggedRef);
-  const sameTag = [...store.allRecords('PIF').values()].some((p) => p.host === tagged.host && p.device === tagged.device && p.VLAN === tag);
-  if (sameTag) fail('PIF_VLAN_EXISTS', tagged.device);
-  const connected = localPifOnNetwork(svc, network, tagged.host);
-  if (connected) fail('NETWORK_ALREADY_CONNECTED', network, connected);
-
-  const plan: PifPlan = {
-    bridge: svc.bridgeOf(network),
-    ip: { mode: 'None', IP: '', netmask: '', gateway: '', management: false },
-    vlan: { device: vlanDeviceName(tagged.device, tag), lower: tagged.device, tag, lowerBond: svc.isBondMaster(tagged) ? svc.bondPlanOf(taggedRef) : undefined },
-  };
-  const undo = svc.undo();
-  try {
-    await svc.realize(plan, undo);
-  } catch (e) {
-    await hostFailure(svc, undo, e, pifError(taggedRef));
-  }
-  try {
-    return store.tx(() => {
-      const untagged = svc.createPif({
-        device: tagged.device, network, host: tagged.host, MAC: 'fe:ff:ff:ff:ff:ff', MTU: tagged.MTU, VLAN: tag,
-        physical: false, currently_attached: true,
-      });
-      const vlan = store.create('VLAN', { tagged_PIF: taggedRef, untagged_PIF: untagged, tag, other_config: {} });
-      store.update('PIF', untagged, { VLAN_master_of: vlan });
-      return vlan;
-    });
-  } catch (e) {
-    await undo.run();
-    throw e;
-  }
-}
-
-export function destroyVlan(svc: NetworkService, ref: string): Promise<void> {
-  return svc.exclusive(() => removeVlan(svc, ref));
-}
-
-async function removeVlan(svc: NetworkService, ref: string): Promise<void> {
-  const vlan = svc.store.get('VLAN', ref);
-  if (!vlan) fail('HANDLE_INVALID', 'VLAN', ref);
-  const untagged = vlan.untagged_PIF;
-  const p = svc.store.get('PIF', untagged);
-  if (p?.management) fail('PIF_IS_MANAGEMENT_INTERFACE', untagged);
-  if (p) {
-    try {
-      await svc.unrealize(svc.planOf(untagged));
-    } catch (e) {
-      await hostFailure(svc, svc.undo(), e, pifError(untagged));
-    }
-  }
-  svc.store.tx(() => {
-    if (p) svc.destroyPif(untagged);
-    svc.store.destroy('VLAN', ref);
-  });
-}
-
-// ---- Bond ---------------------------------------------------------------------------
-
-const BOND_PROPERTIES: Record<string, (v: string) => boolean> = {
-  hashing_algorithm: (v) => v === 'src_mac' || v === 'tcpudp_ports',
-  miimon: (v) => /^\d+$/.test(v),
-  updelay: (v) => /^\d+$/.test(v),
-  downdelay: (v) => /^\d+$/.test(v),
-};
-
-export function createBond(svc: NetworkService, network: string, members: string[], MAC: string, mode: string, properties: Record<string, string>): Promise<string> {
-  return svc.exclusive(async () => {
-    const store = svc.store;
-    if (members.length < 2) fail('PIF_BOND_NEEDS_MORE_MEMBERS');
-    const recs: Array<[string, PIFRecord]> = members.map((m) => [m, svc.pif(m)]);
-    for (const [ref, p] of recs) {
-      if (p.bond_slave_of !== NULL_REF || svc.isBondMaster(p)) fail('PIF_ALREADY_BONDED', ref);
-      if (svc.isVlanPif(p)) fail('PIF_IS_VLAN', ref);
-      if (p.VLAN_slave_of.length) fail('PIF_VLAN_EXISTS', p.device);
-    }
-    const host = recs[0]![1].host;
-    if (recs.some(([, p]) => p.host !== host)) fail('PIF_CANNOT_BOND_CROSS_HOST');
-    const connected = localPifOnNetwork(svc, network, host);
-    if (connected) fail('NETWORK_ALREADY_CONNECTED', network, connected);
-    let mac = MAC.toLowerCase();
-    if (mac === '') mac = recs[0]![1].MAC;
-    else if (!validMac(mac)) fail('MAC_INVALID', MAC);
-    for (const [k, v] of Object.entries(properties)) {
-      const ok = BOND_PROPERTIES[k];
-      if (ok && !ok(v)) fail('INVALID_VALUE', k, v);
-    }
-    const withIp = recs.filter(([, p]) => p.ip_configuration_mode !== 'None');
-    if (withIp.length > 1) fail('PIF_BOND_MORE_THAN_ONE_IP');
-
-    // The first free bondN on this host.
-    const links = await svc.host.links();
-    const devices = new Set(svc.localPifs().map(([, p]) => p.device));
-    let n = 0;
-    while (devices.has(`bond${n}`) || links.has(`bond${n}`)) n++;
-    const name = `bond${n}`;
-    const source = withIp[0]?.[1];
-    const management = recs.some(([, p]) => p.management);
-    const ip: IpPlan = source ? { ...ipPlanOf(source), management } : { mode: 'None', IP: '', netmask: '', gateway: '', management };
-    const otherConfig: Record<string, string> = { 'bond-mode': mode };
-    for (const [k, v] of Object.entries(properties)) if (BOND_PROPERTIES[k]) otherConfig[`bond-${k.replace('_', '-')}`] = v;
-    const plan: PifPlan = {
-      bridge: svc.bridgeOf(network), ip,
-      bond: { name, mode, options: bondOptions(mode, otherConfig), mac, members: recs.map(([, p]) => p.device).sort(natural) },
-    };
-
-    const undo = svc.undo();
-    try {
-      // Members leave their own bridges first (and get them back if anything fails).
-      for (const [ref, p] of recs) {
-        if (!p.currently_attached) continue;
-        const own = svc.planOf(ref);
-        await svc.unrealize(own);
-        undo.push(`plug ${p.device} back onto ${own.bridge}`, () => svc.realize(own, svc.undo()));
-      }
-      await svc.realize(plan, undo);
-    } catch (e) {
-      await hostFailure(svc, undo, e, pifError(members[0]!));
-    }
-    try {
-      return store.tx(() => {
-        const first = recs[0]![1];
-        const master = svc.createPif({
-          device: name, network, host, MAC: mac, MTU: first.MTU, VLAN: -1, physical: false, currently_attached: true,
-          ip_configuration_mode: ip.mode, IP: ip.IP, netmask: ip.netmask, gateway: ip.gateway, DNS: source?.DNS ?? '',
-          management, other_config: otherConfig,
-        });
-        const bond = store.create('Bond', { master, other_config: {} });
-        for (const [ref] of recs) {
-          store.update('PIF', ref, { bond_slave_of: bond, currently_attached: false, management: false, ip_configuration_mode: 'None', IP: '', netmask: '', gateway: '', DNS: '' });
-        }
-        return bond;
-      });
-    } catch (e) {
-      await undo.run();
-      throw e;
-    }
-  });
-}
-
-export function destroyBond(svc: NetworkService, ref: string): Promise<void> {
-  return svc.exclusive(() => removeBond(svc, ref));
-}
-
-async function removeBond(svc: NetworkService, ref: string): Promise<void> {
-  const store = svc.store;
-  const bond = store.get('Bond', ref);
-  if (!bond) fail('HANDLE_INVALID', 'Bond', ref);
-  const masterRef = bond.master;
-  const master = svc.pif(masterRef);
-  if (master.VLAN_slave_of.length) fail('PIF_VLAN_STILL_EXISTS', masterRef);
-  // The member with the bond's MAC (else the first by name) takes the IP configuration back.
-  const slaves = bond.slaves.map((s) => [s, svc.pif(s)] as [string, PIFRecord]).sort(([, a], [, b]) => natural(a.device, b.device));
-  const primary = (slaves.find(([, p]) => p.MAC === master.MAC) ?? slaves[0])?.[0];
-  const bondPlan = svc.planOf(masterRef);
-  const undo = svc.undo();
-  try {
-    if (master.currently_attached) {
-      await svc.unrealize(bondPlan);
-      undo.push(`rebuild ${master.device}`, () => svc.realize(bondPlan, svc.undo()));
-    }
-    for (const [s, p] of slaves) {
-      const own: PifPlan = { pif: s, bridge: svc.bridgeOf(p.network), ip: s === primary ? { ...ipPlanOf(master) } : ipPlanOf({ ...p, ip_configuration_mode: 'None' }), physical: { device: p.device } };
-      await svc.realize(own, undo);
-      undo.push(`take ${p.device} off ${own.bridge}`, () => svc.unrealize(own));
-    }
-  } catch (e) {
-    await hostFailure(svc, undo, e, pifError(masterRef));
-  }
-  store.tx(() => {
-    for (const [s] of slaves) {
-      const back: Partial<PIFRecord> = { bond_slave_of: NULL_REF, currently_attached: true };
-      if (s === primary) {
-        Object.assign(back, { ip_configuration_mode: master.ip_configuration_mode, IP: master.IP, netmask: master.netmask, gateway: master.gateway, DNS: master.DNS, management: master.management });
-      }
-      store.update('PIF', s, back);
-    }
-    store.destroy('Bond', ref);
-    svc.destroyPif(masterRef);
-  });
-}
-
 // ---- VIF ----------------------------------------------------------------------------
 
 /** Device numbers a VM's VIFs may take (xapi allows 0–6 for PV and HVM guests). */
@@ -495,12 +155,6 @@ export function createVif(store: ObjectStore, rec: ApiRecord): string {
     updateAllowedOperations(store, 'VIF', ref);
     return ref;
   });
-}
-
-function takenMacs(store: ObjectStore): Set<string> {
-  const out = new Set<string>();
-  for (const cls of ['PIF', 'VIF']) for (const rec of store.allRecords(cls).values()) out.add(String(rec.MAC).toLowerCase());
-  return out;
 }
 
 export function destroyVif(store: ObjectStore, ref: string): void {

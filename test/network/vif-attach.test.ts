@@ -32,10 +32,11 @@ before(async () => {
   dir = tempDir('xapid-vif-');
   store = new ObjectStore(path.join(dir, 'xapid.db'));
   const id = bootstrap(store);
-  svc = await NetworkService.start({
+  svc = new NetworkService({
     store, log: pino({ level: 'silent' }), hostRef: id.hostRef, mode: 'namespace', netns: ns.name, stateDir: dir, metricsIntervalSec: 0,
     hotplug: { plug: (v, f) => hooks.plug(v, f), unplug: (v, f) => hooks.unplug(v, f) },
   });
+  await svc.start();
   net = await createNetwork(svc, INTERNAL, { name_label: 'guests', name_description: '', other_config: {} });
   bridge = store.field('network', net, 'bridge')!;
   vm = store.create('VM', { name_label: 'running guest', power_state: 'Running', domid: 7, is_a_template: false });
