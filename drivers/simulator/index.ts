@@ -9,7 +9,6 @@
 // guest does by itself), console.ts, devices.ts (disk and NIC hot-plug), image.ts
 // (suspend images and core dumps). Fault injection for tests comes in DomainConfig.sim
 // (see drivers/README.md).
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import {
   DriverError, type ConsoleStream, type DiskSpec, type DomainConfig, type DomainEvent, type DomainInfo,
@@ -20,7 +19,7 @@ import { SimConsoles } from './console.js';
 import { SimDevices, writeDisk, writeNic } from './devices.js';
 import { SimGuest } from './guest.js';
 import { readImage, writeCore, writeImage } from './image.js';
-import { cpuTime, SimState, type DomainNotices, type SimDomain } from './state.js';
+import { cpuTime, machineMemory, SimState, type DomainNotices, type SimDomain } from './state.js';
 import { SIM_TIMINGS, SimClock } from './timing.js';
 import type { SimXenstore } from './xenstore.js';
 
@@ -40,16 +39,6 @@ export interface SimulatorOptions {
 }
 
 const MiB = 1024 * 1024;
-
-function machineMemory(): number {
-  try {
-    const m = /^MemTotal:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
-    if (m) return Number(m[1]) * 1024;
-  } catch {
-    /* not Linux */
-  }
-  return os.totalmem();
-}
 
 export class SimulatorDriver implements Driver {
   readonly name = 'sim' as const;

@@ -1,6 +1,7 @@
 // The simulator's state: the domain table and its xenstore. Both survive the daemon (a
 // hypervisor outlives its toolstack): they are kept in the state file and read back at
 // open.
+import os from 'node:os';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { DriverError, type DiskSpec, type DomainInfo, type NicSpec, type ShutdownReason, type SimulatorHints } from '../driver.js';
@@ -131,4 +132,15 @@ export class SimState {
     const domains = [...this.domains.values()].map((d) => ({ ...d, cpuTimeSec: cpuTime(d), runningSince: undefined }));
     return JSON.stringify({ nextDomid: this.nextDomid, domains, xenstore: this.xs.entries() });
   }
+}
+
+/** The memory of the machine the simulator runs on: the simulated host's by default. */
+export function machineMemory(): number {
+  try {
+    const m = /^MemTotal:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    /* not Linux */
+  }
+  return os.totalmem();
 }

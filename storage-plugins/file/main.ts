@@ -3,7 +3,7 @@
 // read-only base (.base-*.qcow2) and put copy-on-write overlays on top of it for both
 // the disk and the new VDI, so they take the same time whatever the disk's size.
 // A base is removed as soon as no image uses it any more.
-import { chmodSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, accessSync, constants, fsyncSync, openSync, closeSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, accessSync, constants, fsyncSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Codes, PluginError, intArg, requireSr, requireVdi, roundUp, run, serve, type Request } from '../lib/protocol.js';
