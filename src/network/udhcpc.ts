@@ -90,7 +90,7 @@ export interface Found {
   defaultRoute: boolean;
 }
 
-function argvOf(pid: number): string[] {
+export function argvOf(pid: number): string[] {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
   } catch {
@@ -103,11 +103,28 @@ const after = (argv: string[], flag: string) => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 
+/** The parent of pid, from /proc/PID/stat (its fourth field, after the command in parentheses). */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process that udhcpc forked to run its event script still has udhcpc's command line
+ * until it execs the shell: it is part of its parent, not a second client. */
+export function isScriptFork(pid: number, argv = argvOf(pid)): boolean {
+  const parent = parentOf(pid);
+  return parent !== undefined && parent > 1 && argvOf(parent).join('\0') === argv.join('\0');
+}
+
 /** Whether pid is (still) a client of `script` on `bridge`: checked before any signal,
  * since a PID may have been reused. */
 export function isClient(pid: number, script: string, bridge?: string): boolean {
   const argv = argvOf(pid);
-  return argv.includes('udhcpc') && after(argv, '-s') === script && (bridge === undefined || after(argv, '-i') === bridge);
+  return argv.includes('udhcpc') && after(argv, '-s') === script && (bridge === undefined || after(argv, '-i') === bridge) && !isScriptFork(pid, argv);
 }
 
 /** Every client of `script` running now, in any namespace. */

@@ -2,8 +2,9 @@
 // a namespace this file created (`ip -n NAME`), except `ip netns add/delete` of those
 // very names; the host's own interfaces are never touched.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { argvOf, isScriptFork } from '../../src/network/udhcpc.js';
 
 export interface TestLink {
   ifname: string;
@@ -68,12 +69,9 @@ export class TestNamespace {
   /** The busybox udhcpc clients running on `bridge` in this namespace. */
   dhcpClients(bridge: string): number[] {
     return this.pids().filter((pid) => {
-      try {
-        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-        return argv.includes('udhcpc') && argv[argv.indexOf('-i') + 1] === bridge;
-      } catch {
-        return false;
-      }
+      const argv = argvOf(pid);
+      // A client's own short-lived fork for its event script is not a second client.
+      return argv.includes('udhcpc') && argv[argv.indexOf('-i') + 1] === bridge && !isScriptFork(pid, argv);
     });
   }
 
