@@ -132,21 +132,23 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     store, log, hostRef, stateDir: cfg.stateDir, hotplug: hotplug.vifs,
     mode: cfg.networkMode ?? defaultNetworkMode(driver.name), netns: cfg.netns, simNics: cfg.simNics,
   });
-  // The VM service reads the operations a previous run left behind before anything clears them.
-  let vms: VmService | undefined;
+  // Made before anything starts: the VM service reads the operations a previous run left
+  // behind before the storage layer's start clears them.
+  const vms = new VmService({
+    store, log, hostRef, poolRef, driver, storage, network, records: xmlRecordCodec, stateDir: cfg.stateDir,
+    shutdownTimeoutMs: (cfg.shutdownTimeoutSec ?? 1200) * 1000,
+    crashGuardMs: (cfg.crashGuardSec ?? 120) * 1000, rebootGuardMs: (cfg.rebootGuardSec ?? 60) * 1000, metricsIntervalMs: 5000,
+  });
+  let vmsOpened = false;
   const stopServices = async () => {
-    await vms?.close();
+    if (vmsOpened) await vms.close();
     await network.stop();
     store.close();
   };
   try {
     await network.start();
-    vms = new VmService({
-      store, log, hostRef, poolRef, driver, storage, network, records: xmlRecordCodec, stateDir: cfg.stateDir,
-      shutdownTimeoutMs: (cfg.shutdownTimeoutSec ?? 1200) * 1000,
-      crashGuardMs: (cfg.crashGuardSec ?? 120) * 1000, rebootGuardMs: (cfg.rebootGuardSec ?? 60) * 1000, metricsIntervalMs: 5000,
-    });
     await startStorage(storage);
+    vmsOpened = true;
     await vms.open();
   } catch (e) {
     await stopServices().catch(() => undefined);
