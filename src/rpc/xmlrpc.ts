@@ -1,131 +1,31 @@
-// XML-RPC: requests are decoded with the `xmlrpc` package's deserializer (driven by
-// sax's plain parser rather than its stream wrapper); responses are written directly as strings, typed by the datamodel, in xapi's form
-// (bare strings, ints as strings, dateTime.iso8601), which the benchmark shows is
-// several times faster than building them through a generic serializer. The store's
+// XML-RPC: requests are decoded by xmlrpc-decode.ts; responses are written directly as
+// strings, typed by the datamodel, in xapi's form (bare strings, ints as strings,
+// dateTime.iso8601), which the benchmark shows is several times faster than building them through a generic serializer. The store's
 // shared records, and shared results, are encoded once each and their bytes kept (see
 // typedSuccessBody).
-import { createRequire } from 'node:module';
 import { classByAnyCase, classes } from '../datamodel/model.js';
 import { parseType, type ApiType } from '../datamodel/types.js';
 import { isShared } from '../db/cache.js';
 import { Chunks } from './chunks.js';
 import { isSharedResult } from '../core/shared-results.js';
+import { decodeMethodCall, MalformedRequest, type MethodCall } from './xmlrpc-decode.js';
 
-const require = createRequire(import.meta.url);
-type DeserializerCtor = new () => {
-  /** Set to 'params' once a `</params>` has been read (also in a methodCall). */
-  responseType: string | null;
-  deserializeMethodCall(stream: StreamLike, cb: (err: Error | null | undefined, method?: string, params?: unknown[]) => void): void;
-  onOpentag(node: unknown): void;
-  onClosetag(name: string): void;
-  onText(text: string): void;
-  onCDATA(text: string): void;
-  onDone(): void;
-  onError(err: Error): void;
-};
-const Base = require('xmlrpc/lib/deserializer') as new () => any;
+export { MalformedRequest };
 
-/** What the package's deserializeMethodCall does with its stream. */
-interface StreamLike { setEncoding(enc: string): void; on(ev: string, f: unknown): void; pipe(dest: unknown): void }
-interface SaxParser {
-  error: Error | null;
-  onopentag(node: unknown): void; onclosetag(name: string): void; ontext(t: string): void; oncdata(t: string): void;
-  onend(): void; onerror(e: Error): void;
-  write(s: string): SaxParser; close(): SaxParser;
-}
-const sax = require('sax') as { parser(strict: boolean): SaxParser };
-
-/** The package's deserializer, except that a struct member named `__proto__` stays a
- * plain key (the package assigns `struct[name] = value`, which sets the prototype). */
-class XapiDeserializer extends Base {
-  endStruct(): void {
-    const mark = this.marks.pop() as number;
-    const items = this.stack.slice(mark) as unknown[];
-    const struct: Record<string, unknown> = {};
-    for (let i = 0; i < items.length; i += 2) {
-      Object.defineProperty(struct, String(items[i]), { value: items[i + 1], enumerable: true, writable: true, configurable: true });
-    }
-    this.stack.splice(mark, this.stack.length - mark, struct);
-    this.value = false;
+/** The call in an XML-RPC request body; rejects with MalformedRequest if it is not one. */
+export function parseMethodCall(body: string): Promise<MethodCall> {
+  try {
+    return Promise.resolve(decodeMethodCall(body));
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 
-/** A deserializer for one call. The package's constructor also wraps a sax parser in a
- * SAXStream (a score of accessors defined per instance, every event re-emitted), which
- * costs more than the parse itself; this sets the same fields without it. */
-function newDeserializer(): InstanceType<DeserializerCtor> {
-  return Object.assign(Object.create(XapiDeserializer.prototype as object) as InstanceType<DeserializerCtor>, {
-    type: null, responseType: null, stack: [], marks: [], data: [], methodname: null,
-    encoding: 'utf8', value: false, callback: null, error: null,
-  });
-}
-
-/** Feeds body through sax's plain parser (as sax.createStream() would: non-strict, errors
- * reported then cleared so parsing goes on) to the deserializer's own handlers. */
-function saxInto(d: InstanceType<DeserializerCtor>, body: string): StreamLike {
-  return {
-    setEncoding() {},
-    on() {},
-    pipe() {
-      const p = sax.parser(false);
-      p.onopentag = (n) => d.onOpentag(n);
-      p.onclosetag = (n) => d.onClosetag(n);
-      p.ontext = (t) => d.onText(t);
-      p.oncdata = (t) => d.onCDATA(t);
-      p.onend = () => d.onDone();
-      p.onerror = (e) => {
-        d.onError(e);
-        p.error = null;
-      };
-      p.write(body).close();
-    },
-  };
-}
-
-export class MalformedRequest extends Error {}
-
-// The usual call — a method name and string parameters, without entities, CDATA, comments,
-// attributes or carriage returns — is read with two regular expressions; anything else goes
-// through sax. For what the pattern accepts, both give the same method and params (sax keeps
-// such text as is, and the deserializer ignores whitespace between these tags).
-const WS = '[ \\t\\n]*';
-const TEXT = '[^<&\\r]*';
-const SIMPLE_CALL = new RegExp(
-  `^${WS}(?:<\\?xml[^<>?]*\\?>${WS})?<methodCall>${WS}<methodName>([^<&\\r]+)</methodName>${WS}` +
-  `<params>${WS}((?:<param>${WS}<value>(?:<string>${TEXT}</string>|${TEXT})</value>${WS}</param>${WS})*)</params>${WS}</methodCall>${WS}$`,
-);
-const SIMPLE_PARAM = new RegExp(`<value>(?:<string>(${TEXT})</string>|(${TEXT}))</value>`, 'g');
-
-function parseSimpleCall(body: string): { method: string; params: unknown[] } | undefined {
-  const m = SIMPLE_CALL.exec(body);
-  if (!m) return undefined;
-  const params: string[] = [];
-  for (const p of m[2]!.matchAll(SIMPLE_PARAM)) params.push(p[1] ?? p[2]!);
-  return { method: m[1]!, params };
-}
-
-export function parseMethodCall(body: string): Promise<{ method: string; params: unknown[] }> {
-  const simple = parseSimpleCall(body);
-  if (simple) return Promise.resolve(simple);
-  return new Promise((resolve, reject) => {
-    const d = newDeserializer();
-    d.deserializeMethodCall(saxInto(d, body), (err, method, params) => {
-      if (err || typeof method !== 'string' || !Array.isArray(params)) {
-        reject(new MalformedRequest(err?.message ?? 'not an XML-RPC methodCall'));
-      } else if (d.responseType !== 'params') {
-        // xapi refuses a methodCall without <params> as unparseable (HTTP 500)
-        reject(new MalformedRequest('the methodCall has no <params>'));
-      } else {
-        resolve({ method, params });
-      }
-    });
-  });
-}
-
-const ESC = /[&<>]/;
+// A raw CR would reach the reader as LF (XML normalises line ends): it travels as a reference.
+const ESC = /[&<>\r]/;
 export function escapeXml(s: string): string {
   if (!ESC.test(s)) return s;
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\r/g, '&#13;');
 }
 
 /** xapi prints doubles like OCaml's %.16g: `1`, `0.5`, `1e+20`. */

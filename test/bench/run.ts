@@ -16,6 +16,7 @@
 //   vm          VM operations (vm.ts)
 // e.g. `BENCH_ONLY=get_record,all10k npm run bench`, or after a build
 // `BENCH_ONLY=… node dist/test/bench/run.js`.
+// The XML-RPC request decoder alone (old against new): `node dist/test/bench/decode.js`.
 import autocannon from 'autocannon';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
