@@ -10,7 +10,7 @@ import type { VMRecord } from '../datamodel/records.js';
 import type { ApiRecord } from '../db/store.js';
 import type { VmService } from '../vm/service.js';
 
-type Map = Record<string, string>;
+type StringMap = Record<string, string>;
 
 const vms = (ctx: ApiContext): VmService => ctx.daemon.vms;
 /** A host argument that cannot be NULL. */
@@ -33,7 +33,7 @@ export const vmHandlers: Record<string, Handler> = {
   clean_reboot: (ctx: ApiContext, vm: string) => vms(ctx).power.cleanReboot(ctx, vm),
   hard_reboot: (ctx: ApiContext, vm: string) => vms(ctx).power.hardReboot(ctx, vm),
   power_state_reset: (ctx: ApiContext, vm: string) => vms(ctx).power.powerStateReset(ctx, vm),
-  pool_migrate(ctx: ApiContext, vm: string, to: string, _options: Map) {
+  pool_migrate(ctx: ApiContext, vm: string, to: string, _options: StringMap) {
     assertOperationValid(ctx.daemon.store, 'VM', vm, 'pool_migrate');
     if (to === ctx.daemon.hostRef) fail('OPERATION_NOT_ALLOWED', 'the VM already runs on this host, and there is no other host: pools are not supported yet');
     fail('OPERATION_NOT_ALLOWED', 'pool_migrate needs a pool of several hosts; this host is alone (pools are not supported yet)');
@@ -64,10 +64,10 @@ export const vmHandlers: Record<string, Handler> = {
   update_allowed_operations: (ctx: ApiContext, vm: string) => updateAllowedOperations(ctx.daemon.store, 'VM', vm),
 
   // ---- setters declared as messages ---------------------------------------------------------------
-  set_platform: (ctx: ApiContext, vm: string, value: Map) => vms(ctx).lifecycle.set(vm, { platform: value }),
+  set_platform: (ctx: ApiContext, vm: string, value: StringMap) => vms(ctx).lifecycle.set(vm, { platform: value }),
   add_to_platform: (ctx: ApiContext, vm: string, key: string, value: string) => vms(ctx).lifecycle.editMap(vm, 'platform', key, value),
   remove_from_platform: (ctx: ApiContext, vm: string, key: string) => vms(ctx).lifecycle.editMap(vm, 'platform', key),
-  set_other_config: (ctx: ApiContext, vm: string, value: Map) => vms(ctx).lifecycle.set(vm, { other_config: value }),
+  set_other_config: (ctx: ApiContext, vm: string, value: StringMap) => vms(ctx).lifecycle.set(vm, { other_config: value }),
   add_to_other_config: (ctx: ApiContext, vm: string, key: string, value: string) => vms(ctx).lifecycle.editMap(vm, 'other_config', key, value),
   remove_from_other_config: (ctx: ApiContext, vm: string, key: string) => vms(ctx).lifecycle.editMap(vm, 'other_config', key),
   set_HVM_boot_policy: (ctx: ApiContext, vm: string, value: string) => vms(ctx).lifecycle.set(vm, { HVM_boot_policy: value }),
