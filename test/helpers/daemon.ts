@@ -19,17 +19,26 @@ export interface TestDaemon {
   socket?: string;
   /** Every log line so far (pino JSON). */
   logs: string[];
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Signals the process (by its PID) and waits for it to exit; with graceMs, sends
+   * SIGKILL if it has not exited by then. Resolves to the exit code (null if signalled). */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
   /** Stops the process and removes the state directory. */
   cleanup(): Promise<void>;
 }
 
 export interface DaemonOptions {
   stateDir?: string;
+  /** The plain HTTP listener (default 127.0.0.1:0, a free port). */
+  listen?: string;
+  /** Run inside this network namespace (`ip netns exec NAME node …`; ip execs node, so
+   * the PID held is the daemon's own). */
+  netns?: string;
   https?: boolean;
   socket?: boolean;
   args?: string[];
   env?: Record<string, string>;
+  /** Kill the process (SIGKILL, by PID) and fail if it is not ready by then. */
+  readyTimeoutMs?: number;
 }
 
 export function tempDir(prefix = 'xapid-test-'): string {
@@ -39,13 +48,15 @@ export function tempDir(prefix = 'xapid-test-'): string {
 export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon> {
   const stateDir = opts.stateDir ?? tempDir();
   const socket = opts.socket ? path.join(stateDir, 'xapi.sock') : undefined;
-  const args = [MAIN, '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--auth-failure-delay', '10', '--log-level', 'info'];
+  const args = [MAIN, '--state-dir', stateDir, '--listen', opts.listen ?? '127.0.0.1:0', '--auth-failure-delay', '10', '--log-level', 'info'];
   if (opts.https) args.push('--https-listen', '127.0.0.1:0');
   if (socket) args.push('--unix-socket', socket);
   args.push(...(opts.args ?? []));
   // XAPID_TEST_NODE_ARGS passes node flags to the daemon, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env.XAPID_TEST_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, ...args], {
+  const argv = [process.execPath, ...nodeArgs, ...args];
+  if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
+  const proc = spawn(argv[0]!, argv.slice(1), {
     env: { ...process.env, XAPID_ROOT_PASSWORD: ROOT_PASSWORD, XAPID_EXIT_WITH_PARENT: '1', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -65,14 +76,17 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
         /* not JSON */
       }
     });
-    void exited.then((code) => reject(new Error(`xapid exited with ${code} before it was ready:\n${logs.join('\n')}`)));
+    void exited.then((code) => reject(new Error(late
+      ? `xapid was not ready within ${opts.readyTimeoutMs} ms and was killed:\n${logs.join('\n')}`
+      : `xapid exited with ${code} before it was ready:\n${logs.join('\n')}`)));
   });
-  const urls = await ready;
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-    proc.kill(signal);
-    return exited;
-  };
+  let late = false;
+  const lateTimer = opts.readyTimeoutMs === undefined ? undefined : setTimeout(() => {
+    late = true;
+    proc.kill('SIGKILL');
+  }, opts.readyTimeoutMs);
+  const urls = await ready.finally(() => clearTimeout(lateTimer));
+  const stop = (signal: NodeJS.Signals = 'SIGTERM', graceMs?: number) => stopProcess(proc, exited, signal, graceMs);
   return {
     proc, stateDir, url: urls.http!, httpsUrl: urls.https, socket, logs, stop,
     async cleanup() {
@@ -80,6 +94,24 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
       if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Signals a child process by its PID (unless signal is undefined) and waits for it to
+ * exit; with graceMs, sends SIGKILL if it has not exited by then. `exited` is a promise of
+ * its exit code made before it could exit (or one is made here). Resolves to the exit
+ * code, null if a signal ended it. */
+export async function stopProcess(proc: ChildProcess, exited: Promise<number | null> | undefined, signal: NodeJS.Signals | undefined, graceMs?: number): Promise<number | null> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+  const done = exited ?? new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  if (signal) proc.kill(signal);
+  if (graceMs === undefined) return done;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs)));
+  const first = await Promise.race([done, late]);
+  clearTimeout(timer);
+  if (first !== 'late') return first;
+  proc.kill('SIGKILL');
+  return done;
 }
 
 /** A plain XML-RPC POST; returns status, headers and body text. */

@@ -1,6 +1,7 @@
 // Network namespaces made by the tests themselves. Every `ip` command here runs inside
 // a namespace this file created (`ip -n NAME`), except `ip netns add/delete` of those
-// very names; the host's own interfaces are never touched.
+// very names and `ip netns list/pids`, which only read; the host's own interfaces are
+// never touched.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -26,9 +27,9 @@ export class TestNamespace {
 
   private constructor(readonly name: string) {}
 
-  /** Makes a fresh namespace, or returns undefined where the rights are lacking. */
-  static create(): TestNamespace | undefined {
-    const name = `xapidt-${randomBytes(5).toString('hex')}`;
+  /** Makes a fresh namespace (a random xapidt-… name unless given one), or returns
+   * undefined where the rights are lacking. */
+  static create(name = `xapidt-${randomBytes(5).toString('hex')}`): TestNamespace | undefined {
     try {
       execFileSync('ip', ['netns', 'add', name], { stdio: 'pipe' });
     } catch (e) {
@@ -53,12 +54,17 @@ export class TestNamespace {
   /** A stand-in NIC: one end of a veth pair, with the alias xapid treats as physical.
    * The peer (NAME-p) stays here; it is up unless `carrier` is false. */
   addNic(name: string, opts: { mac?: string; carrier?: boolean; mtu?: number } = {}): void {
-    this.ip('link', 'add', 'name', name, 'type', 'veth', 'peer', 'name', `${name}-p`);
+    this.addVeth(name, `${name}-p`);
     const attrs = ['alias', 'xapid:nic'];
     if (opts.mac) attrs.push('address', opts.mac);
     if (opts.mtu) attrs.push('mtu', String(opts.mtu));
     this.ip('link', 'set', 'dev', name, ...attrs);
     if (opts.carrier !== false) this.ip('link', 'set', 'dev', `${name}-p`, 'up');
+  }
+
+  /** A veth pair: `name` here, `peer` here too or in another namespace the test made. */
+  addVeth(name: string, peer: string, peerNs?: TestNamespace): void {
+    this.ip('link', 'add', 'name', name, 'type', 'veth', 'peer', 'name', peer, ...(peerNs ? ['netns', peerNs.name] : []));
   }
 
   /** Moves one of this namespace's links into another namespace the test made. */
@@ -104,8 +110,8 @@ export class TestNamespace {
     return [...this.links().values()].map((l) => `${l.ifname} ${l.linkinfo?.info_kind ?? '-'} ${l.master ?? '-'}`).sort();
   }
 
-  /** Whether the kernel can make a link of this kind here (probed on a scratch veth). */
-  supports(kind: 'vlan' | 'bond'): boolean {
+  /** Whether the kernel can make a link of this kind here (probed on a scratch link). */
+  supports(kind: 'vlan' | 'bond' | 'bridge'): boolean {
     const probe = `p${randomBytes(3).toString('hex')}`;
     try {
       if (kind === 'vlan') {
@@ -117,7 +123,7 @@ export class TestNamespace {
           this.ip('link', 'delete', 'dev', probe);
         }
       }
-      this.ip('link', 'add', 'name', probe, 'type', 'bond');
+      this.ip('link', 'add', 'name', probe, 'type', kind);
       this.ip('link', 'delete', 'dev', probe);
       return true;
     } catch (e) {
@@ -135,4 +141,9 @@ export class TestNamespace {
 
 export function namespaceExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`) || existsSync(`/var/run/netns/${name}`);
+}
+
+/** The names `ip netns list` shows. */
+export function namespaceNames(): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
 }
