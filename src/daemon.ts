@@ -1,8 +1,10 @@
 // Starting and stopping the daemon: state directory, database, bootstrap records,
 // credentials, and one listener per configured door. The one place where services are
 // made and wired: each gets what it needs in its constructor, is started in order, and
-// stopped in the reverse order.
+// stopped in the reverse order. A restart (after a pool role change) does both in the
+// same process: every service is made anew, as a new process would make it.
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
@@ -25,6 +27,7 @@ import { selectDriver, type DriverChoice } from '../drivers/select.js';
 import { VmHotplug } from './vm/hotplug.js';
 import { VmService } from './vm/service.js';
 import { xmlRecordCodec } from './rpc/record-codec.js';
+import { PoolRole } from './pool/role.js';
 
 export interface Config {
   stateDir: string;
@@ -61,12 +64,36 @@ export interface Config {
 }
 
 export interface Running {
+  /** The services of the current run: a restart makes new ones. */
+  readonly daemon: Daemon;
+  readonly urls: string[];
+  stop(): Promise<void>;
+  /** Stops the listeners and services (in reverse order) and starts them again from the
+   * same configuration and state directory, reading the pool role afresh: how a role
+   * change takes effect. The listeners come back on the same addresses. Sessions of the
+   * old run that the new role does not keep end, tasks left pending fail, and the driver
+   * reloads its state, as after a restart of the process. */
+  restart(): Promise<void>;
+}
+
+/** One run of the daemon, from its start to its stop. */
+interface Run {
   daemon: Daemon;
   urls: string[];
   stop(): Promise<void>;
 }
 
-function splitHostPort(s: string): { host: string; port: number } {
+type HostPort = { host: string; port: number };
+
+/** Where the listeners go: what the configuration says, then (after the first start) the
+ * ports actually bound, so that a restart does not move a listener asked for on port 0. */
+interface Doors {
+  http?: HostPort;
+  https?: HostPort;
+  unix: string[];
+}
+
+function splitHostPort(s: string): HostPort {
   const i = s.lastIndexOf(':');
   if (i < 0) return { host: '127.0.0.1', port: Number(s) };
   return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
@@ -103,14 +130,54 @@ async function ensureRootPassword(cfg: Config, sessions: SessionManager, log: Lo
 }
 
 export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.logLevel })): Promise<Running> {
+  const doors: Doors = {
+    http: cfg.listen ? splitHostPort(cfg.listen) : undefined,
+    https: cfg.httpsListen ? splitHostPort(cfg.httpsListen) : undefined,
+    unix: cfg.unixSockets,
+  };
+  let run = await startRun(cfg, log, doors);
+  let stopped = false;
+  // One stop or restart at a time: a stop asked for during a restart waits for it.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = (fn: () => Promise<void>): Promise<void> => {
+    const next = queue.then(fn);
+    queue = next.catch(() => undefined);
+    return next;
+  };
+  return {
+    get daemon() { return run.daemon; },
+    get urls() { return run.urls; },
+    stop: () => serial(async () => {
+      if (stopped) return;
+      stopped = true;
+      await run.stop();
+    }),
+    restart: () => serial(async () => {
+      if (stopped) throw new Error('the daemon is stopped');
+      log.info('restarting the daemon in place');
+      await run.stop();
+      try {
+        run = await startRun(cfg, log, doors);
+      } catch (e) {
+        // Everything of the old run is stopped already; nothing of the new one is left.
+        stopped = true;
+        throw e;
+      }
+      log.info({ urls: run.urls, role: run.daemon.role.role.kind }, 'xapid restarted');
+    }),
+  };
+}
+
+async function startRun(cfg: Config, log: Logger, doors: Doors): Promise<Run> {
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+  const role = PoolRole.load(cfg.stateDir, log);
   const store = new ObjectStore(path.join(cfg.stateDir, 'xapid.db'));
   const identity = bootstrap(store);
   const sessions = new SessionManager(store, {
     idleTimeoutMs: cfg.sessionTimeoutSec * 1000,
     maxPerUser: cfg.maxSessionsPerUser,
     authFailureDelayMs: cfg.authFailureDelayMs,
-  }, () => identity.hostRef);
+  }, () => identity.hostRef, role);
   await ensureRootPassword(cfg, sessions, log);
   const tasks = new TaskManager(store, identity.hostRef, log, { ttlMs: cfg.taskTtlSec * 1000, maxFinished: 1000 }, (s) => sessions.lastActive(s));
   const interrupted = tasks.recoverAfterRestart();
@@ -142,6 +209,7 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
   let vmsOpened = false;
   const stopServices = async () => {
     if (vmsOpened) await vms.close();
+    storage.stop();
     await network.stop();
     store.close();
   };
@@ -154,11 +222,11 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
     await stopServices().catch(() => undefined);
     throw e;
   }
-  const daemon: Daemon = { store, sessions, tasks, events, network, storage, vms, log, hostRef, poolRef };
+  const daemon: Daemon = { store, sessions, tasks, events, network, storage, vms, role, log, hostRef, poolRef };
 
   const apps: FastifyInstance[] = [];
   const urls: string[] = [];
-  const open = async (transport: Transport, where: { host: string; port: number } | { path: string }, https?: { key: string; cert: string }) => {
+  const open = async (transport: Transport, where: HostPort | { path: string }, https?: { key: string; cert: string }) => {
     const app = buildApp(daemon, transport, { bodyLimit: cfg.bodyLimit, https });
     apps.push(app);
     if ('path' in where) {
@@ -169,15 +237,17 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
       urls.push(`unix:${where.path}`);
     } else {
       const addr = await app.listen({ host: where.host, port: where.port });
+      // A restart binds the port this start was given.
+      where.port = (app.server.address() as AddressInfo).port;
       urls.push(addr);
     }
     log.info({ url: urls.at(-1), transport }, 'listening');
   };
 
   try {
-    if (cfg.listen) await open('http', splitHostPort(cfg.listen));
-    if (cfg.httpsListen) await open('https', splitHostPort(cfg.httpsListen), await tlsMaterial(cfg, log));
-    for (const p of cfg.unixSockets) await open('unix', { path: p });
+    if (doors.http) await open('http', doors.http);
+    if (doors.https) await open('https', doors.https, await tlsMaterial(cfg, log));
+    for (const p of doors.unix) await open('unix', { path: p });
   } catch (e) {
     await closeApps(apps);
     await stopServices();
@@ -195,10 +265,13 @@ export async function startDaemon(cfg: Config, log: Logger = pino({ level: cfg.l
   }, cfg.gcIntervalSec * 1000);
   sweeper.unref();
 
+  let stopped = false;
   return {
     daemon,
     urls,
     async stop() {
+      if (stopped) return;
+      stopped = true;
       clearInterval(sweeper);
       feed.stop();
       await closeApps(apps);

@@ -8,6 +8,7 @@ import type { EventService } from '../events/service.js';
 import type { NetworkService } from '../network/service.js';
 import type { StorageService } from '../storage/service.js';
 import type { VmService } from '../vm/service.js';
+import type { PoolRole } from '../pool/role.js';
 import type { CallContext } from '../core/context.js';
 
 export type { Transport, TaskHandle } from '../core/context.js';
@@ -20,6 +21,8 @@ export interface Daemon {
   network: NetworkService;
   storage: StorageService;
   vms: VmService;
+  /** This host's pool role and the pool secret. */
+  role: PoolRole;
   log: Logger;
   /** This host's ref and the pool's, fixed at bootstrap. */
   hostRef: string;

@@ -22,7 +22,7 @@ export const sessionHandlers: Record<string, Handler> = {
 
   async change_password(ctx: ApiContext, _old: string, newPwd: string) {
     // As xapi: only root's sessions may, the old password is not rechecked, and it is root's that changes.
-    const who = ctx.daemon.sessions.check(ctx.session).uname;
+    const who = ctx.daemon.sessions.check(ctx.session, 'session.change_password').uname;
     if (who !== 'root') fail('USER_IS_NOT_LOCAL_SUPERUSER', 'Failed to change password for user root');
     if (newPwd.length === 0) fail('CHANGE_PASSWORD_REJECTED', 'the new password is empty');
     await ctx.daemon.sessions.setPassword('root', newPwd);

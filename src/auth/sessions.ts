@@ -1,6 +1,8 @@
 // Sessions: records in the `session` table (so they survive a restart, as in xapi),
 // with the hot path — checking a session on every call — served from memory.
 // last_active is kept in memory and written back at most once a minute per session.
+// Every login and every session check first asks the host's pool role whether the call
+// may run here at all (RoleGate: src/pool/role.ts decides).
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { ObjectStore } from '../db/store.js';
 import { newRef } from '../db/store.js';
@@ -30,6 +32,18 @@ export interface SessionOptions {
 
 const PERSIST_EVERY_MS = 60_000;
 
+/** What the host's pool role lets through; src/pool/role.ts (PoolRole) is the one. */
+export interface RoleGate {
+  /** Only a master keeps sessions of its own; elsewhere a session is local or none. */
+  readonly isMaster: boolean;
+  /** Throws what a call of `message` gets on this host unless its role lets it through;
+   * `local` says whether the call's session is (or the login makes) a local-only one. */
+  admit(message: string, local: boolean): void;
+}
+
+const LOGIN = 'session.login_with_password';
+const LOCAL_LOGIN = 'session.slave_local_login_with_password';
+
 export class SessionManager {
   private readonly live = new Map<string, SessionInfo>();
   /** Keyed MACs of credentials that scrypt has already accepted, so that a client
@@ -44,8 +58,10 @@ export class SessionManager {
   private readonly macKey = randomBytes(32);
   private readonly hostRef: () => string;
 
-  constructor(private readonly store: ObjectStore, private readonly opts: SessionOptions, hostRef: () => string) {
+  constructor(private readonly store: ObjectStore, private readonly opts: SessionOptions, hostRef: () => string, private readonly role: RoleGate) {
     this.hostRef = hostRef;
+    // The sessions of a master end when it becomes anything else: they were the pool's.
+    if (!role.isMaster) this.dropStored();
     const rows = store.db.prepare('SELECT s.ref, s.last_active, a.uname, a.originator FROM "session" s JOIN "_session_auth" a ON a.ref = s.ref').all() as
       Array<{ ref: string; last_active: string; uname: string; originator: string }>;
     for (const r of rows) {
@@ -89,8 +105,20 @@ export class SessionManager {
     return check;
   }
 
+  private dropStored(): void {
+    this.store.tx(() => {
+      for (const ref of this.store.all('session')) this.store.destroy('session', ref);
+      this.store.db.prepare('DELETE FROM "_session_auth"').run();
+    });
+  }
+
   /** Checks credentials (unless trusted, as on the local socket) and opens a session. */
   async login(uname: string, password: string, originator: string, opts: { trusted: boolean; localOnly?: boolean }): Promise<string> {
+    // Interim, until calls on the local socket are carried to the master: away from the
+    // master, the socket's password-less login makes a local-only session.
+    const localOnly = !!opts.localOnly || (opts.trusted && !this.role.isMaster);
+    // Before the password: a client sent elsewhere learns where, whatever it typed.
+    this.role.admit(opts.localOnly ? LOCAL_LOGIN : LOGIN, localOnly);
     if (!opts.trusted && !(await this.checkPassword(uname, password))) {
       await new Promise((r) => setTimeout(r, opts.localOnly ? 0 : this.opts.authFailureDelayMs));
       fail('SESSION_AUTHENTICATION_FAILED', uname, 'Authentication failure');
@@ -98,7 +126,7 @@ export class SessionManager {
     if (opts.trusted && !this.hasPassword(uname)) fail('SESSION_AUTHENTICATION_FAILED', uname, 'No such user');
     const ref = newRef();
     const t = Date.now();
-    const info: SessionInfo = { ref, uname, originator, lastActive: t, persistedAt: t, localOnly: !!opts.localOnly };
+    const info: SessionInfo = { ref, uname, originator, lastActive: t, persistedAt: t, localOnly };
     if (!info.localOnly) {
       this.store.tx(() => {
         this.store.create('session', {
@@ -112,9 +140,11 @@ export class SessionManager {
     return ref;
   }
 
-  /** The session behind a call; SESSION_INVALID if unknown or expired. */
-  check(ref: unknown): SessionInfo {
+  /** The session behind a call of `message`; the pool role's refusal, or SESSION_INVALID
+   * if unknown or expired. */
+  check(ref: unknown, message: string): SessionInfo {
     const s = typeof ref === 'string' ? this.live.get(ref) : undefined;
+    this.role.admit(message, s?.localOnly ?? false);
     // Echo only a scalar: String() of a deeply nested array would overflow the stack.
     if (!s) fail('SESSION_INVALID', typeof ref === 'object' && ref !== null ? '' : ref);
     const t = Date.now();

@@ -107,11 +107,24 @@ export class NetworkService extends NetworkState {
       try {
         await IpRunner.netnsDelete(this.netns);
         this.log.info({ netns: this.netns }, 'network namespace removed');
-        this.guard?.stdin?.end();
       } catch (e) {
         this.log.error({ err: e instanceof IpError ? e.detail : String(e), netns: this.netns }, 'could not remove the network namespace');
       }
     }
+    await this.endGuard();
+  }
+
+  /** Lets the namespace's guard go, and waits for it: a daemon restarted in place makes
+   * the namespace again with the same owner mark (its PID), which a guard still running
+   * would take for its own and delete. */
+  private async endGuard(): Promise<void> {
+    const guard = this.guard;
+    if (!guard || guard.exitCode !== null || guard.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => guard.once('exit', () => resolve()));
+    guard.stdin?.end();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([gone, new Promise<void>((resolve) => { timer = setTimeout(resolve, 5000); })]);
+    clearTimeout(timer);
   }
 
   /** Runs fn after every network operation started before it (one at a time). Commands

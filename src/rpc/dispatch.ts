@@ -53,7 +53,7 @@ function prepareArgs(ctx: ApiContext, m: MessageModel, wire: unknown[]): unknown
   if (given.length < required || given.length > m.args.length) {
     fail('MESSAGE_PARAMETER_COUNT_MISMATCH', m.wireName, required, given.length);
   }
-  if (m.takesSession) ctx.session = ctx.daemon.sessions.check(wire[0]).ref;
+  if (m.takesSession) ctx.session = ctx.daemon.sessions.check(wire[0], m.wireName).ref;
   return m.args.map((p, i) => (i >= given.length ? structuredClone(p.default) : fromWire(p.type, given[i], p.name)));
 }
 

@@ -73,9 +73,11 @@ export class PluginPool {
   private holds = 0;
   private readonly owed = new Map<string, Manifest>();
 
+  private readonly onExit = () => this.stop();
+
   /** `perType` spares per plugin type in use (operations often make two or three calls at once). */
   constructor(private readonly children: ChildRegistry, private readonly perType = 2, private readonly idleMs = 5 * 60_000) {
-    process.once('exit', () => this.stop());
+    process.once('exit', this.onExit);
   }
 
   /** A process for one call of the plugin: a live spare if there is one, else a new one. */
@@ -141,6 +143,8 @@ export class PluginPool {
   }
 
   stop(): void {
+    // A daemon restarted in place makes a new pool: this one's hook must not pile up.
+    process.off('exit', this.onExit);
     this.stopped = true;
     this.owed.clear();
     for (const list of this.spares.values()) {

@@ -89,6 +89,11 @@ export class StorageService {
     this.pool = new PluginPool(this.children);
   }
 
+  /** Ends the spare plugin processes; calls still running finish on their own. */
+  stop(): void {
+    this.pool.stop();
+  }
+
   hostUuid(): string {
     return this.store.field('host', this.hostRef, 'uuid') ?? '';
   }

@@ -3,15 +3,14 @@
 // Unix socket. Each script prints what it observed as JSON; the checks are here.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ROOT_PASSWORD, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { call, loginAt, value } from '../rpc/wire.js';
+import { runPython as runScript } from '../helpers/python.js';
 
-const PYTHON = '/usr/bin/python3';
 // The scripts stay in the source tree; tsc does not copy them into dist/.
 const PY_DIR = fileURLToPath(new URL('../../../test/clients/py/', import.meta.url));
 const REF = /^OpaqueRef:[0-9a-f-]{36}$/;
@@ -19,17 +18,7 @@ const DATETIME = /^\d{8}T\d{2}:\d{2}:\d{2}Z$/;
 const BAD_REF = 'OpaqueRef:00000000-0000-0000-0000-00000000dead';
 
 function runPython(script: string, args: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    execFile(PYTHON, [path.join(PY_DIR, script), ...args], { env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' }, timeout: 60_000, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        if (err) return reject(new Error(`${script} failed: ${err.message}\n${stderr}`));
-        try {
-          resolve(JSON.parse(stdout));
-        } catch {
-          reject(new Error(`${script} printed no JSON:\n${stdout}\n${stderr}`));
-        }
-      });
-  });
+  return runScript(path.join(PY_DIR, script), args);
 }
 
 describe('Python xmlrpc.client (standard library)', () => {

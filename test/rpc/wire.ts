@@ -83,17 +83,19 @@ export function jsonAnswer(text: string): Answer {
 
 export type Protocol = 'xml' | 'json';
 
+/** Calls a method over XML-RPC (POST /) or JSON-RPC 2.0 (POST /jsonrpc); the answer
+ * read, and its body as it came. */
+export async function rawCall(target: Target, proto: Protocol, method: string, params: unknown[], agent?: http.Agent): Promise<{ answer: Answer; text: string }> {
+  const r = proto === 'xml'
+    ? await request(target, '/', xmlBody(method, params), { headers: { 'content-type': 'text/xml' }, agent })
+    : await request(target, '/jsonrpc', JSON.stringify({ jsonrpc: '2.0', method, params, id: 1 }), { headers: { 'content-type': 'application/json' }, agent });
+  if (r.status !== 200) throw new Error(`HTTP ${r.status} for ${method}: ${r.text}`);
+  return { answer: proto === 'xml' ? await xmlAnswer(r.text) : jsonAnswer(r.text), text: r.text };
+}
+
 /** Calls a method over XML-RPC (POST /) or JSON-RPC 2.0 (POST /jsonrpc). */
 export async function call(target: Target, proto: Protocol, method: string, params: unknown[], agent?: http.Agent): Promise<Answer> {
-  if (proto === 'xml') {
-    const r = await request(target, '/', xmlBody(method, params), { headers: { 'content-type': 'text/xml' }, agent });
-    if (r.status !== 200) throw new Error(`HTTP ${r.status} for ${method}: ${r.text}`);
-    return xmlAnswer(r.text);
-  }
-  const body = JSON.stringify({ jsonrpc: '2.0', method, params, id: 1 });
-  const r = await request(target, '/jsonrpc', body, { headers: { 'content-type': 'application/json' }, agent });
-  if (r.status !== 200) throw new Error(`HTTP ${r.status} for ${method}: ${r.text}`);
-  return jsonAnswer(r.text);
+  return (await rawCall(target, proto, method, params, agent)).answer;
 }
 
 /** The value of a successful call; throws with the error description otherwise. */
