@@ -47,7 +47,15 @@ for (const cls of src.classes) {
   lines.push(`  ],`);
   lines.push(`  messages: [`);
   for (const m of msgs.filter((m) => !m.implicit || (!GENERIC.includes(m.name) && !isAccessor(cls, m)))) {
-    const params = m.params.map((p) => `[${q(p.name)}, ${q(p.type)}]`).join(', ');
+    // A parameter xapi added later, or gives a default, carries both facts: a caller may
+    // leave such trailing parameters out, and the server fills in the default.
+    const paramFacts = (p) => {
+      const f = [];
+      if (p.release) f.push(`release: ${q(p.release)}`);
+      if ('default' in p) f.push(`default: ${JSON.stringify(p.default)}`);
+      return f.length ? `, { ${f.join(', ')} }` : '';
+    };
+    const params = m.params.map((p) => `[${q(p.name)}, ${q(p.type)}${paramFacts(p)}]`).join(', ');
     const parts = [`name: ${q(m.name)}`, `params: [${params}]`, `result: ${q(m.result)}`, `release: ${q(m.release)}`];
     if (m.errors.length) parts.push(`errors: [${m.errors.map(q).join(', ')}]`);
     if (m.removed) parts.push(`removed: ${q(m.removed)}`);

@@ -13,9 +13,16 @@ export interface FieldDecl {
   removed?: string;
 }
 
+/** Facts of a parameter beyond its name and type: the release that added it (when later
+ * than its message's) and xapi's default, which lets a caller leave it out. */
+export interface ParamFacts {
+  release?: string;
+  default?: unknown;
+}
+
 export interface MessageDecl {
   name: string;
-  params: ReadonlyArray<readonly [string, string]>;
+  params: ReadonlyArray<readonly [string, string] | readonly [string, string, ParamFacts]>;
   result: string;
   release: string;
   errors?: readonly string[];

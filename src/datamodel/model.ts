@@ -1,9 +1,8 @@
 // The API model built once at start from the declarations: the single source of truth
 // for the dispatcher, argument checking, the database schema, records and the docs.
 import { classDecls } from './classes/index.js';
-import type { ClassDecl, FieldDecl, GenericName, Qualifier } from './decl.js';
+import type { ClassDecl, FieldDecl, GenericName, ParamFacts, Qualifier } from './decl.js';
 import { enums } from './enums.js';
-import { paramDefaults } from './param-defaults.js';
 import { relations, type Relation } from './relations.js';
 import { parseType, typeToString, type ApiType } from './types.js';
 
@@ -35,6 +34,8 @@ export interface ParamModel {
   name: string;
   type: ApiType;
   typeText: string;
+  /** The release that added it, when later than its message's. */
+  release?: string;
   hasDefault: boolean;
   default?: unknown;
 }
@@ -49,6 +50,8 @@ export interface MessageModel {
   params: ParamModel[];
   /** Parameters after session_id (or all of them for the login calls). */
   args: ParamModel[];
+  /** How many args a call must give: trailing ones with a default may be left out. */
+  requiredArgs: number;
   takesSession: boolean;
   result: ApiType;
   resultText: string;
@@ -114,12 +117,11 @@ function buildField(cls: string, d: FieldDecl): FieldModel {
   };
 }
 
-function param(name: string, typeText: string, defaults?: Record<string, unknown>): ParamModel {
-  const p: ParamModel = { name, type: parseType(typeText), typeText, hasDefault: false };
-  if (defaults && name in defaults) {
-    p.hasDefault = true;
-    p.default = defaults[name];
-  }
+function param(name: string, typeText: string, facts: ParamFacts = {}): ParamModel {
+  const type = parseType(typeText);
+  const p: ParamModel = { name, type, typeText, release: facts.release, hasDefault: 'default' in facts };
+  // The facts give defaults as JSON values; an empty ref is the null ref.
+  if (p.hasDefault) p.default = type.kind === 'ref' && !facts.default ? NULL_REF : structuredClone(facts.default);
   return p;
 }
 
@@ -129,9 +131,12 @@ function message(
 ): MessageModel {
   const takesSession = params[0]?.name === 'session_id';
   const isCustomOrLifecycle = kind === 'custom' || kind === 'create' || kind === 'destroy';
+  const args = takesSession ? params.slice(1) : params;
+  let requiredArgs = args.length;
+  while (requiredArgs > 0 && args[requiredArgs - 1]!.hasDefault) requiredArgs--;
   return {
     cls, name, wireName: `${cls}.${name}`, kind, field: extra.field, params,
-    args: takesSession ? params.slice(1) : params, takesSession,
+    args, requiredArgs, takesSession,
     result: parseType(resultText), resultText, release, removed: extra.removed,
     errors: extra.errors ?? [],
     hasAsync: isCustomOrLifecycle && !NO_ASYNC_CLASSES.has(cls),
@@ -192,8 +197,7 @@ function buildClass(c: ClassDecl): ClassModel {
   if (stored) for (const f of fields.values()) for (const m of accessorMessages(c, f)) messages.set(m.name, m);
   for (const m of genericMessages(c)) messages.set(m.name, m);
   for (const d of c.messages) {
-    const defaults = paramDefaults[`${c.name}.${d.name}`];
-    const params = d.params.map(([n, t]) => param(n, t, defaults));
+    const params = d.params.map(([n, t, facts]) => param(n, t, facts));
     // Some accessors are declared as custom messages (VM.other_config is RO/constructor yet
     // has set/add_to/remove_from, so that xapi can vet keys): they behave generically
     // unless a handler is registered.

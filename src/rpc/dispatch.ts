@@ -49,7 +49,7 @@ function checkRef(ctx: ApiContext, t: ApiType, v: string, mayBeNull: boolean): v
 /** Count, session and types: what fails at once, even for an Async call. */
 function prepareArgs(ctx: ApiContext, m: MessageModel, wire: unknown[]): unknown[] {
   const given = m.takesSession ? wire.slice(1) : wire;
-  const required = m.args.filter((p) => !p.hasDefault).length;
+  const required = m.requiredArgs;
   if (given.length < required || given.length > m.args.length) {
     fail('MESSAGE_PARAMETER_COUNT_MISMATCH', m.wireName, required, given.length);
   }

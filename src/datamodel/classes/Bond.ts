@@ -17,7 +17,7 @@ const decl: ClassDecl = {
   ],
   messages: [
     { name: "destroy", params: [["session_id", "session ref"], ["self", "Bond ref"]], result: "void", release: "miami" },
-    { name: "create", params: [["session_id", "session ref"], ["network", "network ref"], ["members", "PIF ref set"], ["MAC", "string"], ["mode", "enum bond_mode"], ["properties", "(string -> string) map"]], result: "Bond ref", release: "miami" },
+    { name: "create", params: [["session_id", "session ref"], ["network", "network ref"], ["members", "PIF ref set"], ["MAC", "string"], ["mode", "enum bond_mode", { release: "boston", default: "balance-slb" }], ["properties", "(string -> string) map", { release: "tampa", default: {} }]], result: "Bond ref", release: "miami" },
   ],
 };
 export default decl;

@@ -36,7 +36,7 @@ const decl: ClassDecl = {
     { name: "plug", params: [["session_id", "session ref"], ["self", "PIF ref"]], result: "void", release: "miami", errors: ["TRANSPORT_PIF_NOT_CONFIGURED"] },
     { name: "unplug", params: [["session_id", "session ref"], ["self", "PIF ref"]], result: "void", release: "miami", errors: ["HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN", "VIF_IN_USE", "PIF_DOES_NOT_ALLOW_UNPLUG", "PIF_HAS_FCOE_SR_IN_USE"] },
     { name: "forget", params: [["session_id", "session ref"], ["self", "PIF ref"]], result: "void", release: "miami", errors: ["PIF_TUNNEL_STILL_EXISTS", "CLUSTERING_ENABLED"] },
-    { name: "introduce", params: [["session_id", "session ref"], ["host", "host ref"], ["MAC", "string"], ["device", "string"], ["managed", "bool"]], result: "PIF ref", release: "miami" },
+    { name: "introduce", params: [["session_id", "session ref"], ["host", "host ref"], ["MAC", "string"], ["device", "string"], ["managed", "bool", { release: "vgpu-productisation", default: true }]], result: "PIF ref", release: "miami" },
     { name: "scan", params: [["session_id", "session ref"], ["host", "host ref"]], result: "void", release: "miami" },
     { name: "reconfigure_ip", params: [["session_id", "session ref"], ["self", "PIF ref"], ["mode", "enum ip_configuration_mode"], ["IP", "string"], ["netmask", "string"], ["gateway", "string"], ["DNS", "string"]], result: "void", release: "miami", errors: ["CLUSTERING_ENABLED"] },
     { name: "destroy", params: [["session_id", "session ref"], ["self", "PIF ref"]], result: "void", release: "rio", errors: ["PIF_IS_PHYSICAL"] },

@@ -32,14 +32,14 @@ const decl: ClassDecl = {
     { name: "set_name_description", params: [["session_id", "session ref"], ["sr", "SR ref"], ["value", "string"]], result: "void", release: "rio" },
     { name: "set_name_label", params: [["session_id", "session ref"], ["sr", "SR ref"], ["value", "string"]], result: "void", release: "rio" },
     { name: "set_shared", params: [["session_id", "session ref"], ["sr", "SR ref"], ["value", "bool"]], result: "void", release: "rio" },
-    { name: "probe", params: [["session_id", "session ref"], ["host", "host ref"], ["device_config", "(string -> string) map"], ["type", "string"], ["sm_config", "(string -> string) map"]], result: "string", release: "miami" },
+    { name: "probe", params: [["session_id", "session ref"], ["host", "host ref"], ["device_config", "(string -> string) map"], ["type", "string"], ["sm_config", "(string -> string) map", { default: {} }]], result: "string", release: "miami" },
     { name: "scan", params: [["session_id", "session ref"], ["sr", "SR ref"]], result: "void", release: "rio" },
     { name: "get_supported_types", params: [["session_id", "session ref"]], result: "string set", release: "rio" },
     { name: "forget", params: [["session_id", "session ref"], ["sr", "SR ref"]], result: "void", release: "rio", errors: ["SR_HAS_PBD"] },
     { name: "destroy", params: [["session_id", "session ref"], ["sr", "SR ref"]], result: "void", release: "rio", errors: ["SR_HAS_PBD"] },
-    { name: "make", params: [["session_id", "session ref"], ["host", "host ref"], ["device_config", "(string -> string) map"], ["physical_size", "int"], ["name_label", "string"], ["name_description", "string"], ["type", "string"], ["content_type", "string"], ["sm_config", "(string -> string) map"]], result: "string", release: "rio" },
-    { name: "introduce", params: [["session_id", "session ref"], ["uuid", "string"], ["name_label", "string"], ["name_description", "string"], ["type", "string"], ["content_type", "string"], ["shared", "bool"], ["sm_config", "(string -> string) map"]], result: "SR ref", release: "rio" },
-    { name: "create", params: [["session_id", "session ref"], ["host", "host ref"], ["device_config", "(string -> string) map"], ["physical_size", "int"], ["name_label", "string"], ["name_description", "string"], ["type", "string"], ["content_type", "string"], ["shared", "bool"], ["sm_config", "(string -> string) map"]], result: "SR ref", release: "rio", errors: ["SR_UNKNOWN_DRIVER"] },
+    { name: "make", params: [["session_id", "session ref"], ["host", "host ref"], ["device_config", "(string -> string) map"], ["physical_size", "int"], ["name_label", "string"], ["name_description", "string"], ["type", "string"], ["content_type", "string"], ["sm_config", "(string -> string) map", { default: {} }]], result: "string", release: "rio" },
+    { name: "introduce", params: [["session_id", "session ref"], ["uuid", "string"], ["name_label", "string"], ["name_description", "string"], ["type", "string"], ["content_type", "string"], ["shared", "bool"], ["sm_config", "(string -> string) map", { default: {} }]], result: "SR ref", release: "rio" },
+    { name: "create", params: [["session_id", "session ref"], ["host", "host ref"], ["device_config", "(string -> string) map"], ["physical_size", "int"], ["name_label", "string"], ["name_description", "string"], ["type", "string"], ["content_type", "string"], ["shared", "bool"], ["sm_config", "(string -> string) map", { default: {} }]], result: "SR ref", release: "rio", errors: ["SR_UNKNOWN_DRIVER"] },
   ],
 };
 export default decl;

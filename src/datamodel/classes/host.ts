@@ -50,7 +50,7 @@ const decl: ClassDecl = {
     { name: "local_management_reconfigure", params: [["session_id", "session ref"], ["interface", "string"]], result: "void", release: "miami" },
     { name: "management_reconfigure", params: [["session_id", "session ref"], ["pif", "PIF ref"]], result: "void", release: "miami" },
     { name: "syslog_reconfigure", params: [["session_id", "session ref"], ["host", "host ref"]], result: "void", release: "miami" },
-    { name: "evacuate", params: [["session_id", "session ref"], ["host", "host ref"], ["network", "network ref"], ["evacuate_batch_size", "int"]], result: "void", release: "miami" },
+    { name: "evacuate", params: [["session_id", "session ref"], ["host", "host ref"], ["network", "network ref", { release: "1.297.0", default: "OpaqueRef:NULL" }], ["evacuate_batch_size", "int", { release: "23.27.0", default: 0 }]], result: "void", release: "miami" },
     { name: "assert_can_evacuate", params: [["session_id", "session ref"], ["host", "host ref"]], result: "void", release: "miami" },
     { name: "destroy", params: [["session_id", "session ref"], ["self", "host ref"]], result: "void", release: "rio" },
     { name: "license_apply", params: [["session_id", "session ref"], ["host", "host ref"], ["contents", "string"]], result: "void", release: "rio", errors: ["LICENSE_PROCESSING_ERROR"], removed: "clearwater" },
@@ -63,7 +63,7 @@ const decl: ClassDecl = {
     { name: "reboot", params: [["session_id", "session ref"], ["host", "host ref"]], result: "void", release: "rio" },
     { name: "shutdown", params: [["session_id", "session ref"], ["host", "host ref"]], result: "void", release: "rio" },
     { name: "enable", params: [["session_id", "session ref"], ["host", "host ref"]], result: "void", release: "rio" },
-    { name: "disable", params: [["session_id", "session ref"], ["host", "host ref"], ["auto_enable", "bool"]], result: "void", release: "rio" },
+    { name: "disable", params: [["session_id", "session ref"], ["host", "host ref"], ["auto_enable", "bool", { release: "25.31.0", default: true }]], result: "void", release: "rio" },
   ],
 };
 export default decl;

@@ -20,7 +20,7 @@ const decl: ClassDecl = {
     { name: "slave_local_login_with_password", params: [["uname", "string"], ["pwd", "string"]], result: "session ref", release: "miami" },
     { name: "change_password", params: [["session_id", "session ref"], ["old_pwd", "string"], ["new_pwd", "string"]], result: "void", release: "rio" },
     { name: "logout", params: [["session_id", "session ref"]], result: "void", release: "rio" },
-    { name: "login_with_password", params: [["uname", "string"], ["pwd", "string"], ["version", "string"], ["originator", "string"]], result: "session ref", release: "rio", errors: ["SESSION_AUTHENTICATION_FAILED", "HOST_IS_SLAVE"] },
+    { name: "login_with_password", params: [["uname", "string"], ["pwd", "string"], ["version", "string", { default: "1.1" }], ["originator", "string", { release: "clearwater", default: "" }]], result: "session ref", release: "rio", errors: ["SESSION_AUTHENTICATION_FAILED", "HOST_IS_SLAVE"] },
   ],
 };
 export default decl;
