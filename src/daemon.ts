@@ -24,6 +24,7 @@ import { defaultNetworkMode, type NetworkMode } from './network/namespace.js';
 import { StorageService } from './storage/service.js';
 import { startStorage } from './storage/startup.js';
 import { selectDriver, type DriverChoice } from '../drivers/select.js';
+import { HostAdmin } from './host/admin.js';
 import { VmHotplug } from './vm/hotplug.js';
 import { VmService } from './vm/service.js';
 import { xmlRecordCodec } from './rpc/record-codec.js';
@@ -206,6 +207,7 @@ async function startRun(cfg: Config, log: Logger, doors: Doors): Promise<Run> {
     shutdownTimeoutMs: (cfg.shutdownTimeoutSec ?? 1200) * 1000,
     crashGuardMs: (cfg.crashGuardSec ?? 120) * 1000, rebootGuardMs: (cfg.rebootGuardSec ?? 60) * 1000, metricsIntervalMs: 5000,
   });
+  const host = new HostAdmin({ store, hostRef, stateDir: cfg.stateDir });
   let vmsOpened = false;
   const stopServices = async () => {
     if (vmsOpened) await vms.close();
@@ -214,6 +216,7 @@ async function startRun(cfg: Config, log: Logger, doors: Doors): Promise<Run> {
     store.close();
   };
   try {
+    host.start();
     await network.start();
     await startStorage(storage);
     vmsOpened = true;
@@ -222,7 +225,7 @@ async function startRun(cfg: Config, log: Logger, doors: Doors): Promise<Run> {
     await stopServices().catch(() => undefined);
     throw e;
   }
-  const daemon: Daemon = { store, sessions, tasks, events, network, storage, vms, role, log, hostRef, poolRef };
+  const daemon: Daemon = { store, sessions, tasks, events, network, storage, vms, host, role, log, hostRef, poolRef };
 
   const apps: FastifyInstance[] = [];
   const urls: string[] = [];

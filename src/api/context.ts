@@ -8,6 +8,7 @@ import type { EventService } from '../events/service.js';
 import type { NetworkService } from '../network/service.js';
 import type { StorageService } from '../storage/service.js';
 import type { VmService } from '../vm/service.js';
+import type { HostAdmin } from '../host/admin.js';
 import type { PoolRole } from '../pool/role.js';
 import type { CallContext } from '../core/context.js';
 
@@ -21,6 +22,8 @@ export interface Daemon {
   network: NetworkService;
   storage: StorageService;
   vms: VmService;
+  /** This host's administration (host.disable, host.enable). */
+  host: HostAdmin;
   /** This host's pool role and the pool secret. */
   role: PoolRole;
   log: Logger;

@@ -8,6 +8,7 @@ import { pbdHandlers, srHandlers } from './sr.js';
 import { vdiHandlers } from './vdi.js';
 import { vbdHandlers, vmStorageHandlers } from './vbd.js';
 import { vmHandlers } from './vm.js';
+import { hostHandlers } from './host.js';
 
 const byClass: Record<string, Record<string, Handler>> = {
   session: sessionHandlers,
@@ -18,6 +19,7 @@ const byClass: Record<string, Record<string, Handler>> = {
   VDI: vdiHandlers,
   VBD: vbdHandlers,
   VM: vmHandlers,
+  host: hostHandlers,
 };
 
 export const handlers = new Map<string, Handler>([

@@ -240,3 +240,10 @@ export function classByAnyCase(name: string): ClassModel | undefined {
 }
 
 export { enums };
+
+/** Every sync `Class.message` on offer, implicit ones included (system.listMethods, host.list_methods). */
+export function listMethods(): string[] {
+  const out: string[] = [];
+  for (const c of classes.values()) for (const m of c.messages.values()) if (!m.removed) out.push(m.wireName);
+  return out;
+}

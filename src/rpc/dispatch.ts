@@ -1,7 +1,7 @@
 // One call, whatever the transport: find the message in the datamodel, check the
 // argument count, the session, each argument's type and every ref, then run the
 // custom handler or the generic implementation.
-import { classes, NULL_REF, type MessageKind, type MessageModel } from '../datamodel/model.js';
+import { classes, listMethods, NULL_REF, type MessageKind, type MessageModel } from '../datamodel/model.js';
 import type { ApiType } from '../datamodel/types.js';
 import type { ApiContext, Handler } from '../api/context.js';
 import { XenApiError, fail, toXenApiError } from '../core/errors.js';
@@ -17,13 +17,6 @@ export type Outcome =
 
 const VOID: ApiType = { kind: 'void' };
 const TASK_REF: ApiType = { kind: 'ref', cls: 'task' };
-
-/** Every sync `Class.message` on offer, implicit ones included (system.listMethods). */
-export function listMethods(): string[] {
-  const out: string[] = [];
-  for (const c of classes.values()) for (const m of c.messages.values()) if (!m.removed) out.push(m.wireName);
-  return out;
-}
 
 /** `Class.msg` or `Class_msg`; class names themselves may hold underscores. */
 export function findMessage(name: string): MessageModel | undefined {
