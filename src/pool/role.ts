@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { fail } from '../core/errors.js';
+import { RequestVerifier } from './auth.js';
 
 export type Role =
   | { kind: 'master' }
@@ -94,6 +95,9 @@ function writeAtomic(file: string, text: string, mode: number): void {
 const SECRET_FORM = /^[\x21-\x7e]{32,1024}$/;
 
 export class PoolRole {
+  /** Checks the requests other hosts of the pool make (src/http/pool.ts), one per daemon
+   * so that a request replayed on another listener is refused too. */
+  readonly requests = new RequestVerifier();
   private readonly roleFile: string;
   private readonly secretFile: string;
 

@@ -6,6 +6,7 @@ import { dispatch, type Outcome } from './dispatch.js';
 import * as xml from './xmlrpc.js';
 import { encodeJson, parseJsonCall, type JsonCall } from './jsonrpc.js';
 import { Chunks } from './chunks.js';
+import { registerPoolRoutes } from '../http/pool.js';
 
 export interface HttpOptions {
   /** Largest request body accepted, in bytes. */
@@ -116,6 +117,8 @@ export function buildApp(daemon: Daemon, transport: Transport, opts: HttpOptions
     const outcome = await dispatch({ daemon, transport }, call.method, call.params);
     return send(reply, 'application/json', encodeJson(call, outcome));
   });
+
+  registerPoolRoutes(app, daemon);
 
   for (const url of [...XML_PATHS, '/jsonrpc']) {
     app.options(url, async (_req, reply) => reply.code(200).headers({ ...CORS, 'access-control-max-age': '86400' }).send(''));
