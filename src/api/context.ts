@@ -12,7 +12,6 @@ import type { HostAdmin } from '../host/admin.js';
 import type { PoolRole } from '../pool/role.js';
 import type { CallContext } from '../core/context.js';
 
-export type { Transport, TaskHandle } from '../core/context.js';
 
 export interface Daemon {
   store: ObjectStore;

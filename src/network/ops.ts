@@ -49,6 +49,17 @@ function assertRequired(cls: string, rec: ApiRecord): void {
   }
 }
 
+/** Records what the host steps made, in one transaction; if that fails, the host steps
+ * are undone, so that host and database never disagree. */
+export async function recordOrUndo<T>(svc: NetworkService, undo: Undo, record: () => T): Promise<T> {
+  try {
+    return svc.store.tx(record);
+  } catch (e) {
+    await undo.run();
+    throw e;
+  }
+}
+
 /** Undoes the host steps and turns a host failure into a XenAPI error. */
 export async function hostFailure(svc: NetworkService, undo: Undo, e: unknown, code: (detail: string) => XenApiError): Promise<never> {
   await undo.run();
@@ -90,16 +101,11 @@ export function createNetwork(svc: NetworkService, ctx: CallContext, rec: ApiRec
     } catch (e) {
       await hostFailure(svc, undo, e, () => new XenApiError('BRIDGE_NOT_AVAILABLE', [bridge]));
     }
-    try {
-      return store.tx(() => {
-        const ref = createObject(svc.store, 'network', { ...rec, bridge });
-        updateAllowedOperations(store, 'network', ref);
-        return ref;
-      });
-    } catch (e) {
-      await undo.run();
-      throw e;
-    }
+    return recordOrUndo(svc, undo, () => {
+      const ref = createObject(svc.store, 'network', { ...rec, bridge });
+      updateAllowedOperations(store, 'network', ref);
+      return ref;
+    });
   });
 }
 

@@ -7,7 +7,7 @@ import { fail } from '../core/errors.js';
 import { natural, validMac, vlanDeviceName } from './names.js';
 import { bondOptions, bondPlanOf, ipPlanOf, planOf, type IpPlan, type PifPlan } from './plans.js';
 import { realize, unrealize } from './realize.js';
-import { hostFailure, localPifOnNetwork, pifError } from './ops.js';
+import { hostFailure, localPifOnNetwork, pifError, recordOrUndo } from './ops.js';
 import type { NetworkService } from './service.js';
 
 // ---- VLAN ---------------------------------------------------------------------------
@@ -56,20 +56,15 @@ async function addVlan(svc: NetworkService, taggedRef: string, tag: number, netw
   } catch (e) {
     await hostFailure(svc, undo, e, pifError(taggedRef));
   }
-  try {
-    return store.tx(() => {
-      const untagged = svc.createPif({
-        device: tagged.device, network, host: tagged.host, MAC: 'fe:ff:ff:ff:ff:ff', MTU: tagged.MTU, VLAN: tag,
-        physical: false, currently_attached: true,
-      });
-      const vlan = store.create('VLAN', { tagged_PIF: taggedRef, untagged_PIF: untagged, tag, other_config: {} });
-      store.update('PIF', untagged, { VLAN_master_of: vlan });
-      return vlan;
+  return recordOrUndo(svc, undo, () => {
+    const untagged = svc.createPif({
+      device: tagged.device, network, host: tagged.host, MAC: 'fe:ff:ff:ff:ff:ff', MTU: tagged.MTU, VLAN: tag,
+      physical: false, currently_attached: true,
     });
-  } catch (e) {
-    await undo.run();
-    throw e;
-  }
+    const vlan = store.create('VLAN', { tagged_PIF: taggedRef, untagged_PIF: untagged, tag, other_config: {} });
+    store.update('PIF', untagged, { VLAN_master_of: vlan });
+    return vlan;
+  });
 }
 
 export function destroyVlan(svc: NetworkService, ref: string): Promise<void> {
@@ -157,24 +152,19 @@ export function createBond(svc: NetworkService, network: string, members: string
     } catch (e) {
       await hostFailure(svc, undo, e, pifError(members[0]!));
     }
-    try {
-      return store.tx(() => {
-        const first = recs[0]![1];
-        const master = svc.createPif({
-          device: name, network, host, MAC: mac, MTU: first.MTU, VLAN: -1, physical: false, currently_attached: true,
-          ip_configuration_mode: ip.mode, IP: ip.IP, netmask: ip.netmask, gateway: ip.gateway, DNS: source?.DNS ?? '',
-          management, other_config: otherConfig,
-        });
-        const bond = store.create('Bond', { master, other_config: {} });
-        for (const [ref] of recs) {
-          store.update('PIF', ref, { bond_slave_of: bond, currently_attached: false, management: false, ip_configuration_mode: 'None', IP: '', netmask: '', gateway: '', DNS: '' });
-        }
-        return bond;
+    return recordOrUndo(svc, undo, () => {
+      const first = recs[0]![1];
+      const master = svc.createPif({
+        device: name, network, host, MAC: mac, MTU: first.MTU, VLAN: -1, physical: false, currently_attached: true,
+        ip_configuration_mode: ip.mode, IP: ip.IP, netmask: ip.netmask, gateway: ip.gateway, DNS: source?.DNS ?? '',
+        management, other_config: otherConfig,
       });
-    } catch (e) {
-      await undo.run();
-      throw e;
-    }
+      const bond = store.create('Bond', { master, other_config: {} });
+      for (const [ref] of recs) {
+        store.update('PIF', ref, { bond_slave_of: bond, currently_attached: false, management: false, ip_configuration_mode: 'None', IP: '', netmask: '', gateway: '', DNS: '' });
+      }
+      return bond;
+    });
   });
 }
 

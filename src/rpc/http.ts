@@ -1,7 +1,8 @@
 // The RPC front end: XML-RPC at / (and /RPC2, /xmlrpc), JSON-RPC at /jsonrpc, on
 // one fastify app per listener (HTTP, HTTPS, Unix socket) so each call knows its door.
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Daemon, Transport } from '../api/context.js';
+import type { Daemon } from '../api/context.js';
+import type { Transport } from '../core/context.js';
 import { dispatch, type Outcome } from './dispatch.js';
 import * as xml from './xmlrpc.js';
 import { encodeJson, parseJsonCall, type JsonCall } from './jsonrpc.js';

@@ -51,7 +51,7 @@ test('each rule catches a tree that breaks it', async (t) => {
   file('src/api/net.ts', "import { encode } from '../rpc/codec.js';\nexport const z = encode;\n");
   const found = (await violations(dir, ['src', 'drivers'])).map(describe).sort();
   const rules = new Set(found.map((d) => d.split(':')[0]));
-  for (const rule of ['services-below-api', 'core-at-the-bottom', 'no-cycles', 'drivers-and-plugins-stand-alone', 'api-below-rpc']) {
+  for (const rule of ['services-below-api', 'foundations-below-services', 'no-cycles', 'drivers-and-plugins-stand-alone', 'api-below-rpc']) {
     assert.ok(rules.has(rule), `${rule} is reported; found: ${found.join('; ')}`);
   }
   assert.ok(found.some((d) => d.startsWith('services-below-api: src/vm/service.ts → src/api/vm.ts')), found.join('; '));

@@ -4,6 +4,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { ObjectStore } from '../../src/db/store.js';
 import { XenApiFailure } from '../helpers/api.js';
 import { pvRecord, reconnect, tmp, vmDaemon, waitPower, type VmDaemon } from '../vm/helpers.js';
 
@@ -57,6 +59,13 @@ test('host.disable of a host that is not this one is refused, and host.list_meth
   v ??= await vmDaemon({ stateDir });
   const { api } = await reconnect(v.d);
   await assert.rejects(api.call('host.disable', 'OpaqueRef:NULL'), refused('HANDLE_INVALID'));
+  // Another host's record (as a pool would have): its administration is not done here.
+  const store = new ObjectStore(path.join(stateDir, 'xapid.db'));
+  const other = store.create('host', { name_label: 'another host', enabled: true });
+  store.close();
+  await assert.rejects(api.call('host.disable', other), refused('OPERATION_NOT_ALLOWED'));
+  await assert.rejects(api.call('host.enable', other), refused('OPERATION_NOT_ALLOWED'));
+  assert.equal(await api.call('host.get_enabled', other), true, 'nothing changed');
   const methods = await api.call('host.list_methods') as string[];
   for (const m of ['VM.start', 'host.disable', 'session.login_with_password', 'VM.get_record']) assert.ok(methods.includes(m), m);
   assert.ok(!methods.some((m) => m.startsWith('Async.')));

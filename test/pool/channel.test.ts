@@ -22,7 +22,9 @@ const raw = (p: string, header?: string) => fetch(`${d.url}${p}`, { headers: hea
 const refusedLines = () => d.logs.join('\n').split('\n').filter((l) => l.includes('pool request refused'));
 
 test('a host holding the pool secret is answered, and the answer proves the other holds it too', async () => {
-  const uuid = (await jsonCall(d.url, 'host.get_uuid', [await login(d.url), (await jsonCall(d.url, 'host.get_all', [await login(d.url)])).result[0]])).result;
+  const session = await login(d.url);
+  const [host] = (await jsonCall(d.url, 'host.get_all', [session])).result as string[];
+  const uuid = (await jsonCall(d.url, 'host.get_uuid', [session, host])).result;
   const hello = await poolCall(d.url, secret, 'GET', '/pool/hello') as { host: string; role: string };
   assert.equal(hello.host, uuid);
   assert.equal(hello.role, 'master');
