@@ -173,6 +173,16 @@ async function startRun(cfg: Config, log: Logger, doors: Doors): Promise<Run> {
   mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
   const role = PoolRole.load(cfg.stateDir, log);
   const store = new ObjectStore(path.join(cfg.stateDir, 'xapid.db'));
+  try {
+    return await runOn(cfg, log, doors, role, store);
+  } catch (e) {
+    // A start that fails at any step leaves no database handle behind (closing twice is harmless).
+    store.close();
+    throw e;
+  }
+}
+
+async function runOn(cfg: Config, log: Logger, doors: Doors, role: PoolRole, store: ObjectStore): Promise<Run> {
   const identity = bootstrap(store);
   const sessions = new SessionManager(store, {
     idleTimeoutMs: cfg.sessionTimeoutSec * 1000,

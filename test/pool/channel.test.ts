@@ -40,6 +40,8 @@ test('missing, forged, stale, tampered and replayed requests are refused with 40
   const once = signRequest(secret, 'GET', '/pool/hello').header;
   assert.equal((await raw('/pool/hello', once)).status, 200);
   assert.equal((await raw('/pool/hello', once)).status, 403, 'replayed');
+  // Log lines reach the test through the daemon's stdout, a little after the answers.
+  for (let i = 0; i < 100 && refusedLines().length < before + 6; i++) await new Promise((r) => setTimeout(r, 20));
   const lines = refusedLines().slice(before);
   assert.equal(lines.length, 6, lines.join('\n'));
   for (const why of ['no pool authentication', 'malformed', 'does not match', 'time window', 'replayed']) assert.ok(lines.some((l) => l.includes(why)), why);
